@@ -1,0 +1,1 @@
+"""Manager-side components: store, control API, (later) orchestrators, scheduler, dispatcher."""

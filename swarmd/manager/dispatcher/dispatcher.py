@@ -1,0 +1,183 @@
+"""Dispatcher servicer: agent sessions, heartbeats and node liveness on the leader.
+
+Served on the cluster port (mTLS) to workers and managers; the caller's node id comes from its
+certificate (`swarmd.rpc.auth.current_peer`). The manager runs `run()` beside the servicer to mark
+nodes DOWN when they miss heartbeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import structlog
+from grpc import aio
+
+from swarmd import errors
+from swarmd.api import dispatcher_pb2, dispatcher_pb2_grpc, objects_pb2, types_pb2
+from swarmd.clock import Clock, SystemClock
+from swarmd.manager.dispatcher.nodes import HeartbeatTracker
+from swarmd.manager.store import MemoryStore, Tx
+from swarmd.rpc.auth import current_peer
+
+_log = structlog.get_logger(component="dispatcher")
+
+DEFAULT_HEARTBEAT_PERIOD = 5.0
+# A node is DOWN after missing this many periods (SwarmKit: 3).
+GRACE_MULTIPLIER = 3.0
+_READY = objects_pb2.NodeStatus.STATE_READY
+_DOWN = objects_pb2.NodeStatus.STATE_DOWN
+_DISCONNECTED = objects_pb2.NodeStatus.STATE_DISCONNECTED
+
+
+def _peer_ip(context: aio.ServicerContext[object, object]) -> str:
+    peer = context.peer() or ""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return ""
+
+
+class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):
+    """Registers agents, accepts heartbeats and tracks node liveness."""
+
+    def __init__(self, store: MemoryStore, root_ca_pem: bytes, clock: Clock | None = None) -> None:
+        self._store = store
+        self._root_ca = root_ca_pem
+        self._clock = clock or SystemClock()
+        self._period = self._cluster_period()
+        self._tracker = HeartbeatTracker(self._period * GRACE_MULTIPLIER)
+        self._changed = asyncio.Event()
+
+    def _cluster_period(self) -> float:
+        clusters = self._store.view(lambda tx: tx.clusters.list())
+        if clusters:
+            hb = clusters[0].spec.dispatcher.heartbeat_period
+            secs = hb.seconds + hb.nanos / 1e9
+            if secs > 0:
+                return secs
+        return DEFAULT_HEARTBEAT_PERIOD
+
+    def _managers(self) -> list[types_pb2.WeightedPeer]:
+        nodes = self._store.view(lambda tx: tx.nodes.list())
+        return [
+            types_pb2.WeightedPeer(node_id=n.id, addr=n.manager_status.addr, weight=1)
+            for n in nodes
+            if n.role == types_pb2.NODE_ROLE_MANAGER and n.manager_status.addr
+        ]
+
+    async def _set_status(
+        self,
+        node_id: str,
+        state: int,
+        message: str,
+        addr: str = "",
+        description: types_pb2.NodeDescription | None = None,
+    ) -> objects_pb2.Node | None:
+        def fn(tx: Tx) -> objects_pb2.Node | None:
+            node = tx.nodes.get(node_id)
+            if node is None:
+                return None
+            node.status.state = state  # type: ignore[assignment]
+            node.status.message = message
+            if addr:
+                node.status.addr = addr
+            if description is not None:
+                node.description.CopyFrom(description)
+            return tx.nodes.update(node)
+
+        return await self._store.update(fn)
+
+    async def Session(  # noqa: N802 - gRPC method name
+        self,
+        request: dispatcher_pb2.SessionRequest,
+        context: aio.ServicerContext[dispatcher_pb2.SessionRequest, dispatcher_pb2.SessionMessage],
+    ) -> AsyncIterator[dispatcher_pb2.SessionMessage]:
+        peer = current_peer()
+        if peer is None:
+            raise errors.Unauthenticated("a session needs a node certificate")
+        node_id = peer.node_id
+        if self._store.view(lambda tx: tx.nodes.get(node_id)) is None:
+            raise errors.NotFound("node", node_id, f"node {node_id} is not part of this cluster")
+        session_id = self._tracker.register(node_id, self._clock.monotonic())
+        node = await self._set_status(
+            node_id,
+            _READY,
+            "",
+            addr=_peer_ip(context),
+            description=request.description if request.HasField("description") else None,
+        )
+        log = _log.bind(node_id=node_id, session_id=session_id)
+        log.info("node registered")
+        try:
+            managers = self._managers()
+            yield dispatcher_pb2.SessionMessage(
+                session_id=session_id,
+                node=node,
+                managers=managers,
+                root_ca=self._root_ca,
+            )
+            while self._tracker.is_current(node_id, session_id):
+                # Re-announce the manager list when it changes; otherwise idle.
+                await asyncio.sleep(self._period)
+                now_managers = self._managers()
+                if now_managers != managers:
+                    managers = now_managers
+                    yield dispatcher_pb2.SessionMessage(session_id=session_id, managers=managers)
+            log.info("session superseded")
+        finally:
+            if self._tracker.end_session(node_id, session_id):
+                log.info("session closed")
+                await asyncio.shield(self._mark_disconnected(node_id))
+
+    async def _mark_disconnected(self, node_id: str) -> None:
+        try:
+            node = self._store.view(lambda tx: tx.nodes.get(node_id))
+            if node is not None and node.status.state == _READY:
+                await self._set_status(node_id, _DISCONNECTED, "session closed")
+            # It still gets the grace to come back before it is DOWN.
+            self._tracker.watch_unknown(node_id, self._clock.monotonic())
+        except errors.SwarmError as err:
+            _log.warning("cannot mark node disconnected", node_id=node_id, error=str(err))
+
+    async def Heartbeat(  # noqa: N802 - gRPC method name
+        self,
+        request: dispatcher_pb2.HeartbeatRequest,
+        context: aio.ServicerContext[
+            dispatcher_pb2.HeartbeatRequest, dispatcher_pb2.HeartbeatResponse
+        ],
+    ) -> dispatcher_pb2.HeartbeatResponse:
+        peer = current_peer()
+        if peer is None:
+            raise errors.Unauthenticated("a heartbeat needs a node certificate")
+        self._tracker.heartbeat(peer.node_id, request.session_id, self._clock.monotonic())
+        # Jitter spreads the beats of many nodes (SwarmKit: +-10 %).
+        period = self._period * random.uniform(0.9, 1.0)
+        resp = dispatcher_pb2.HeartbeatResponse()
+        resp.period.FromNanoseconds(int(period * 1e9))
+        return resp
+
+    async def run(self) -> None:
+        """Mark nodes DOWN when they miss their heartbeats; runs until cancelled."""
+        now = self._clock.monotonic()
+        for node in self._store.view(lambda tx: tx.nodes.list()):
+            if node.status.state != _DOWN:
+                self._tracker.watch_unknown(node.id, now)
+        while True:
+            await self._clock.sleep(min(self._period / 4, 1.0))
+            period = self._cluster_period()
+            if period != self._period:
+                self._period = period
+                self._tracker.set_grace(period * GRACE_MULTIPLIER)
+            for node_id in self._tracker.expired(self._clock.monotonic()):
+                _log.info("heartbeat expired", node_id=node_id)
+                try:
+                    await self._set_status(node_id, _DOWN, "heartbeat failure")
+                except errors.SwarmError as err:
+                    _log.warning("cannot mark node down", node_id=node_id, error=str(err))
+
+
+__all__ = ["DEFAULT_HEARTBEAT_PERIOD", "GRACE_MULTIPLIER", "DispatcherServicer"]

@@ -1,0 +1,108 @@
+"""Manager: serves the control API, CA and dispatcher on its three listeners, over one store.
+
+Built and run by `swarmd.node.Node` for manager nodes. Listeners: the local control socket
+(swarmctl, no TLS, 0600), the cluster port (mutual TLS for everything: control for manager
+certificates, dispatcher, CA renewal) and the join port (TLS with server auth only: root CA and join-token
+issuance). Until Raft replication lands, one manager holds the whole store, persisted by its
+LocalProposer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from grpc import aio
+
+from swarmd.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc
+from swarmd.ca.rootca import RootCA
+from swarmd.ca.security import SecurityConfig
+from swarmd.ca.server import CAServicer, NodeCAServicer
+from swarmd.ca.tokens import new_join_token
+from swarmd.manager.controlapi import ControlServicer
+from swarmd.manager.dispatcher import DispatcherServicer
+from swarmd.manager.store import MemoryStore
+from swarmd.rpc import server as rpcserver
+
+_log = structlog.get_logger(component="manager")
+
+STOP_GRACE = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """Where the manager listens; ports may be 0 in tests (the bound ones are reported back)."""
+
+    control_socket: Path
+    remote_api: str
+    join_api: str
+
+
+class Manager:
+    """One manager's servers and leader components around a store."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        security: SecurityConfig,
+        root_ca: RootCA,
+        cluster_id: str,
+        listeners: Listeners,
+        join_cert: tuple[bytes, bytes],
+    ) -> None:
+        self._store = store
+        self._security = security
+        self._root_ca = root_ca
+        self._cluster_id = cluster_id
+        self._listeners = listeners
+        self._join_cert = join_cert
+        self.ready = asyncio.Event()
+        self.remote_port = 0
+        self.join_port = 0
+
+    async def run(self) -> None:
+        """Serve until cancelled, then stop the listeners gracefully."""
+        control = ControlServicer(self._store, token_factory=new_join_token)
+        dispatcher = DispatcherServicer(self._store, self._root_ca.cert_pem)
+        ca = CAServicer(self._root_ca)
+        node_ca = NodeCAServicer(self._store, self._root_ca)
+
+        local = rpcserver.control_server(self._listeners.control_socket)
+        control_pb2_grpc.add_ControlServicer_to_server(control, local)
+
+        cluster, self.remote_port = rpcserver.cluster_server(
+            self._security, self._cluster_id, self._listeners.remote_api
+        )
+        control_pb2_grpc.add_ControlServicer_to_server(control, cluster)
+        dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, cluster)
+        ca_pb2_grpc.add_CAServicer_to_server(ca, cluster)
+        ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, cluster)
+
+        join, self.join_port = rpcserver.join_server(
+            self._join_cert[0], self._join_cert[1], self._listeners.join_api
+        )
+        ca_pb2_grpc.add_CAServicer_to_server(ca, join)
+        ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
+
+        servers: list[aio.Server] = [local, cluster, join]
+        try:
+            for srv in servers:
+                await srv.start()
+            _log.info(
+                "manager serving",
+                control_socket=str(self._listeners.control_socket),
+                remote_port=self.remote_port,
+                join_port=self.join_port,
+            )
+            self.ready.set()
+            await dispatcher.run()
+        finally:
+            await asyncio.shield(
+                asyncio.gather(*(srv.stop(STOP_GRACE) for srv in servers), return_exceptions=True)
+            )
+            _log.info("manager stopped")
+
+
+__all__ = ["Listeners", "Manager"]

@@ -1,0 +1,319 @@
+"""MemoryStore: the manager's in-memory, replicated object store (docs/design/store-api.md).
+
+Manager layer. The control API, dispatcher, orchestrators and scheduler read it with `view()`,
+write with `update()`/`batch()` and follow it with `watch()`; the raft node feeds it commits made
+elsewhere (`apply_committed()`) and snapshots (`snapshot()`/`restore()`).
+
+A write runs in this order, with the write lock held throughout (swarmkit's updateLock):
+callback against copy-on-write layers -> StoreActions (timestamps already stamped from the Clock)
+-> `await proposer.propose()` -> apply to the tables with the returned version -> events and a
+Commit to the watchers. Once proposed, a transaction is applied even if its caller is cancelled
+(the propose-and-apply step runs shielded in its own task), so the store never lags its log.
+Applying is deterministic: it only stamps the version, never reads a clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
+
+import structlog
+from google.protobuf import timestamp_pb2
+
+from swarmd import errors
+from swarmd.api import store_pb2
+from swarmd.clock import Clock, SystemClock
+from swarmd.manager.store import snapshot as _snapshot
+from swarmd.manager.store.kinds import BY_NAME, KINDS, copy_of
+from swarmd.manager.store.proposer import Proposer
+from swarmd.manager.store.table import Table
+from swarmd.manager.store.tx import (
+    Batch,
+    Change,
+    Chunk,
+    ReadTx,
+    Tx,
+    reject_async,
+    reject_awaitable,
+)
+from swarmd.manager.store.watch import Event, EventKind, Hub, Predicate, Subscription
+
+_log = structlog.get_logger(component="store")
+
+R = TypeVar("R")
+
+MAX_CHANGES_PER_TRANSACTION = 200  # swarmkit store.MaxChangesPerTransaction
+DEFAULT_HISTORY = 1024
+DEFAULT_WATCH_QUEUE = 10000
+
+_TO_ACTION = {
+    EventKind.CREATE: store_pb2.STORE_ACTION_KIND_CREATE,
+    EventKind.UPDATE: store_pb2.STORE_ACTION_KIND_UPDATE,
+    EventKind.REMOVE: store_pb2.STORE_ACTION_KIND_REMOVE,
+}
+_FROM_ACTION = {v: k for k, v in _TO_ACTION.items()}
+
+
+class MemoryStore:
+    """Tables of cluster objects with transactions, optimistic versions and watches.
+
+    Loop-confined: call every method from the event loop's thread.
+
+    Args:
+        proposer: commits transactions (Raft, LocalProposer); None applies them locally with
+            consecutive versions (tests, tools).
+        clock: source of created_at/updated_at (default: the system clock).
+        history: number of recent commits kept for `watch_from()` (0 disables replay).
+        batch_limit: actions per transaction in `batch()`.
+    """
+
+    def __init__(
+        self,
+        proposer: Proposer | None = None,
+        *,
+        clock: Clock | None = None,
+        history: int = DEFAULT_HISTORY,
+        batch_limit: int = MAX_CHANGES_PER_TRANSACTION,
+    ) -> None:
+        self._proposer = proposer
+        self._clock: Clock = clock or SystemClock()
+        self._tables: dict[str, Table[Any]] = {k.name: Table(k) for k in KINDS}
+        self._version = 0
+        self._lock = asyncio.Lock()
+        self._hub = Hub(history)
+        self._batch_limit = batch_limit
+        self._read_tx = ReadTx(self._tables)
+        # Shielded propose-and-apply steps whose callers may have gone (cancelled).
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def version(self) -> int:
+        """Version (log index) of the last committed transaction."""
+        return self._version
+
+    def view(self, fn: Callable[[ReadTx], R]) -> R:
+        """Run fn on the committed state and return its result.
+
+        Raises:
+            TypeError: fn is async (or returned an awaitable).
+        """
+        reject_async(fn)
+        result = fn(self._read_tx)
+        reject_awaitable(result)
+        return result
+
+    async def update(self, fn: Callable[[Tx], R]) -> R:
+        """Run fn as one atomic write transaction, commit its writes and return its result.
+
+        If fn raises, nothing is proposed and the store is unchanged. A transaction without
+        writes is not proposed.
+
+        Raises:
+            TypeError: fn is async (or returned an awaitable).
+            errors.Unavailable, errors.NotLeader: from the proposer; nothing was applied.
+        """
+        reject_async(fn)
+        await self._lock.acquire()
+        try:
+            tx = Tx(self._tables, self._version + 1, self._now())
+            result = fn(tx)
+            reject_awaitable(result)
+        except BaseException:
+            self._lock.release()
+            raise
+        if not tx.changes:
+            self._lock.release()
+            return result
+        await self._commit([Chunk(tx.version, tx.changes)], tx.handed)
+        return result
+
+    async def batch(self, fn: Callable[[Batch], R]) -> R:
+        """Run fn with a `Batch`; commit the units it ran in transactions of ~batch_limit actions.
+
+        Not atomic as a whole: the chunks commit in order and, if proposing one fails, the
+        earlier ones stay committed. If fn itself raises, nothing is proposed.
+
+        Raises:
+            TypeError: fn is async (or returned an awaitable).
+            errors.Unavailable, errors.NotLeader: from the proposer.
+        """
+        reject_async(fn)
+        await self._lock.acquire()
+        try:
+            b = Batch(self._tables, self._version + 1, self._now(), self._batch_limit)
+            result = fn(b)
+            reject_awaitable(result)
+        except BaseException:
+            self._lock.release()
+            raise
+        await self._commit([c for c in b.chunks if c.changes], b.handed)
+        return result
+
+    def watch(
+        self,
+        kinds: Collection[str] | None = None,
+        predicate: Predicate | None = None,
+        maxsize: int = DEFAULT_WATCH_QUEUE,
+        *,
+        all_commits: bool = False,
+    ) -> Subscription:
+        """Subscribe to changes committed from now on.
+
+        Args:
+            kinds: kind names ("service", "task", ...) to receive; None for all.
+            predicate: further filter on events.
+            maxsize: queue bound; on overflow the subscription is closed with Unavailable.
+            all_commits: also deliver `Commit` for transactions without a matching event.
+
+        Raises:
+            ValueError: an unknown kind name.
+        """
+        _check_kinds(kinds)
+        return self._hub.subscribe(kinds, predicate, maxsize, all_commits)
+
+    def watch_from(
+        self,
+        version: int,
+        kinds: Collection[str] | None = None,
+        predicate: Predicate | None = None,
+        maxsize: int = DEFAULT_WATCH_QUEUE,
+        *,
+        all_commits: bool = False,
+    ) -> Subscription:
+        """Like `watch()`, first replaying the changes committed after `version`.
+
+        Raises:
+            errors.FailedPrecondition: the commits after version are no longer in the history
+                (or version is ahead of the store, or the replay exceeds maxsize).
+            ValueError: an unknown kind name.
+        """
+        _check_kinds(kinds)
+        if version > self._version:
+            raise errors.FailedPrecondition(
+                f"cannot watch from version {version}: the store is at version {self._version}"
+            )
+        return self._hub.subscribe(kinds, predicate, maxsize, all_commits, since=version)
+
+    def snapshot(self) -> store_pb2.StoreSnapshot:
+        """A copy of every object, in id order per kind (taken at `version`)."""
+        return _snapshot.take(self._tables)
+
+    def restore(self, snap: store_pb2.StoreSnapshot, version: int) -> None:
+        """Replace all contents with the snapshot's, at version.
+
+        Watchers are closed with errors.Unavailable (they missed changes) and the replay history
+        is dropped. Must not be called while a write transaction is being committed.
+        """
+        total = _snapshot.load(snap, self._tables)
+        self._version = version
+        self._hub.reset(version, "store restored from a snapshot")
+        _log.info("store restored", version=version, objects=total)
+
+    def apply_committed(self, actions: Sequence[store_pb2.StoreAction], version: int) -> None:
+        """Apply a transaction committed elsewhere (a leader's, or replayed from the log).
+
+        The actions' objects are copied and stamped with version; timestamps are taken as they
+        are. An empty list just advances the version (entries that carry no store change).
+
+        Raises:
+            errors.FailedPrecondition: version is not after the store's version.
+        """
+        if version <= self._version:
+            raise errors.FailedPrecondition(
+                f"cannot apply version {version}: the store is already at version {self._version}"
+            )
+        changes: list[Change] = []
+        for action in actions:
+            target = action.WhichOneof("target")
+            kind = BY_NAME.get(target or "")
+            what = _FROM_ACTION.get(action.action)
+            if kind is None or what is None:
+                _log.warning(
+                    "skipping malformed store action", version=version, target=target or ""
+                )
+                continue
+            changes.append(Change(kind, what, copy_of(getattr(action, kind.action_field))))
+        self._apply(changes, version)
+
+    def _now(self) -> timestamp_pb2.Timestamp:
+        ts = timestamp_pb2.Timestamp()
+        ts.FromNanoseconds(int(self._clock.now() * 1e9))
+        return ts
+
+    async def _commit(self, chunks: list[Chunk], handed: list[Any]) -> None:
+        """Propose and apply chunks in order, then release the write lock (held by the caller)."""
+        if self._proposer is None:
+            try:
+                for chunk in chunks:
+                    self._apply(chunk.changes, self._version + 1)
+            finally:
+                self._lock.release()
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._propose_and_apply(self._proposer, chunks, handed), name="store-commit"
+        )
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+        await asyncio.shield(task)
+
+    async def _propose_and_apply(
+        self, proposer: Proposer, chunks: list[Chunk], handed: list[Any]
+    ) -> None:
+        try:
+            remap: dict[int, int] = {}
+            for chunk in chunks:
+                version = await proposer.propose([_to_action(c) for c in chunk.changes])
+                if version <= self._version:
+                    raise errors.FailedPrecondition(
+                        f"proposer returned version {version}, not after store version "
+                        f"{self._version}"
+                    )
+                self._apply(chunk.changes, version)
+                if version != chunk.version:
+                    remap[chunk.version] = version
+            if remap:
+                for obj in handed:
+                    meta = obj.meta.version
+                    meta.index = remap.get(meta.index, meta.index)
+        finally:
+            self._lock.release()
+
+    def _apply(self, changes: list[Change], version: int) -> None:
+        """Apply one committed transaction: stamp, store, then publish its events."""
+        events: list[Event] = []
+        for change in changes:
+            name = change.kind.name
+            table = self._tables[name]
+            obj = change.obj
+            if change.action is EventKind.REMOVE:
+                old = table.remove(obj.id)
+                if old is None:
+                    _log.warning("removing a missing object", kind=name, id=obj.id)
+                    continue
+                events.append(Event(name, EventKind.REMOVE, old, None, version))
+                continue
+            obj.meta.version.index = version
+            # The replaced instance leaves the table here, so the event may own it uncopied.
+            old = table.put(obj)
+            action = EventKind.CREATE if old is None else EventKind.UPDATE
+            events.append(Event(name, action, copy_of(obj), old, version))
+        self._version = version
+        self._hub.publish(version, events)
+
+
+def _to_action(change: Change) -> store_pb2.StoreAction:
+    action = store_pb2.StoreAction(action=_TO_ACTION[change.action])
+    getattr(action, change.kind.action_field).CopyFrom(change.obj)
+    return action
+
+
+def _check_kinds(kinds: Collection[str] | None) -> None:
+    if kinds is None:
+        return
+    unknown = sorted(set(kinds) - BY_NAME.keys())
+    if unknown:
+        raise ValueError(f"unknown store kinds {unknown} (known: {sorted(BY_NAME)})")
+
+
+__all__ = ["DEFAULT_HISTORY", "DEFAULT_WATCH_QUEUE", "MAX_CHANGES_PER_TRANSACTION", "MemoryStore"]

@@ -1,0 +1,248 @@
+"""Raw object tables of the store: committed `Table`s and the copy-on-write `Layer`s over them.
+
+Manager layer, internal to `swarmd.manager.store`: the transaction facades in `tx.py` read through
+the `Reader` protocol and `MemoryStore` applies commits to `Table`s. Objects here are the stored
+instances; nothing in this module copies, and nothing outside the store package may see them.
+
+A write transaction never copies a table. It writes into a `Layer`: a small `Table` holding only
+the objects it created or changed, plus the set of ids it touched, read through to the layer (or
+table) below for everything else. Queries combine the two: base results minus touched ids, plus
+overlay results. Batches stack one layer per sub-transaction on the batch's layer.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Collection, Hashable, Iterator, Sequence
+from typing import Generic, Protocol
+
+from swarmd.manager.store.kinds import NAME, KeyFn, Kind, ObjT, ObjT_co
+
+_EMPTY: frozenset[str] = frozenset()
+
+
+class Reader(Protocol[ObjT_co]):
+    """Read access to one kind's objects, committed (`Table`) or in a transaction (`Layer`).
+
+    Returned collections belong to the reader: callers must not mutate them, nor keep them across
+    a change. Id lists are sorted only where the method says so.
+    """
+
+    def get(self, obj_id: str) -> ObjT_co | None: ...
+
+    def ids(self, index: str, key: Hashable) -> Collection[str]: ...
+
+    def sorted_ids(self) -> Sequence[str]: ...
+
+    def ids_with_prefix(self, prefix: str) -> list[str]: ...
+
+    def ids_with_name_prefix(self, prefix: str) -> list[str]: ...
+
+    def count(self) -> int: ...
+
+
+class Table(Generic[ObjT]):
+    """The objects of one kind with their secondary indexes.
+
+    Kept: id -> object, a sorted id list (for `list()` and id prefixes, maintained with bisect:
+    a memmove per insert is cheaper than re-sorting on every read), a sorted (lower name, id) list
+    for name prefixes, and per index a key -> ids map. Stored objects are never mutated in place
+    except for the version stamp, which no index depends on.
+    """
+
+    kind: Kind[ObjT]
+    _keyfns: dict[str, KeyFn[ObjT]]
+
+    def __init__(self, kind: Kind[ObjT]) -> None:
+        self.kind = kind
+        self._objs: dict[str, ObjT] = {}
+        self._sorted: list[str] = []
+        self._names: list[tuple[str, str]] = []
+        self._keyfns = {NAME: self._name_keys, **kind.indexes}
+        self._index: dict[str, dict[Hashable, set[str]]] = {name: {} for name in self._keyfns}
+
+    def _name_keys(self, obj: ObjT) -> tuple[str, ...]:
+        name = self.kind.name_of(obj)
+        return (name.lower(),) if name else ()
+
+    def get(self, obj_id: str) -> ObjT | None:
+        """The stored object with this id, or None."""
+        return self._objs.get(obj_id)
+
+    def ids(self, index: str, key: Hashable) -> Collection[str]:
+        """Ids of the objects whose `index` keys include key (unordered)."""
+        return self._index[index].get(key, _EMPTY)
+
+    def sorted_ids(self) -> Sequence[str]:
+        """All ids, sorted."""
+        return self._sorted
+
+    def ids_with_prefix(self, prefix: str) -> list[str]:
+        """Ids starting with prefix, sorted."""
+        lo = bisect.bisect_left(self._sorted, prefix)
+        hi = lo
+        while hi < len(self._sorted) and self._sorted[hi].startswith(prefix):
+            hi += 1
+        return self._sorted[lo:hi]
+
+    def ids_with_name_prefix(self, prefix: str) -> list[str]:
+        """Ids of objects whose lower-cased name starts with prefix (already lower-cased)."""
+        out: list[str] = []
+        pos = bisect.bisect_left(self._names, (prefix, ""))
+        while pos < len(self._names) and self._names[pos][0].startswith(prefix):
+            out.append(self._names[pos][1])
+            pos += 1
+        return out
+
+    def count(self) -> int:
+        """Number of objects."""
+        return len(self._objs)
+
+    def values(self) -> Iterator[ObjT]:
+        """Stored objects in id order."""
+        objs = self._objs
+        return (objs[i] for i in self._sorted)
+
+    def put(self, obj: ObjT) -> ObjT | None:
+        """Insert or replace obj (the instance itself is stored); returns the replaced one."""
+        old = self._objs.get(obj.id)
+        if old is not None:
+            self._unindex(old)
+        else:
+            bisect.insort(self._sorted, obj.id)
+        self._objs[obj.id] = obj
+        self._reindex(obj)
+        return old
+
+    def remove(self, obj_id: str) -> ObjT | None:
+        """Remove and return the object with this id, or None when there is none."""
+        old = self._objs.pop(obj_id, None)
+        if old is not None:
+            self._unindex(old)
+            pos = bisect.bisect_left(self._sorted, obj_id)
+            del self._sorted[pos]
+        return old
+
+    def clear(self) -> None:
+        """Remove every object."""
+        self._objs.clear()
+        self._sorted.clear()
+        self._names.clear()
+        for idx in self._index.values():
+            idx.clear()
+
+    def _reindex(self, obj: ObjT) -> None:
+        for name, keyfn in self._keyfns.items():
+            idx = self._index[name]
+            for key in keyfn(obj):
+                ids = idx.get(key)
+                if ids is None:
+                    idx[key] = {obj.id}
+                else:
+                    ids.add(obj.id)
+        # Unnamed objects are in the prefix list too: every name starts with "".
+        bisect.insort(self._names, (self.kind.name_of(obj).lower(), obj.id))
+
+    def _unindex(self, obj: ObjT) -> None:
+        for name, keyfn in self._keyfns.items():
+            idx = self._index[name]
+            for key in keyfn(obj):
+                ids = idx.get(key)
+                if ids is not None:
+                    ids.discard(obj.id)
+                    if not ids:
+                        del idx[key]
+        entry = (self.kind.name_of(obj).lower(), obj.id)
+        pos = bisect.bisect_left(self._names, entry)
+        if pos < len(self._names) and self._names[pos] == entry:
+            del self._names[pos]
+
+
+class Layer(Generic[ObjT]):
+    """A transaction's copy-on-write view of one kind: changed objects over a base reader.
+
+    `overlay` holds the objects created or replaced in the transaction, `touched` every id it
+    created, replaced or removed; an id in `touched` but not in `overlay` was removed.
+    """
+
+    kind: Kind[ObjT]
+    base: Reader[ObjT]
+
+    def __init__(self, kind: Kind[ObjT], base: Reader[ObjT]) -> None:
+        self.kind = kind
+        self.base = base
+        self.overlay: Table[ObjT] = Table(kind)
+        self.touched: set[str] = set()
+
+    def get(self, obj_id: str) -> ObjT | None:
+        """The object as the transaction sees it."""
+        if obj_id in self.touched:
+            return self.overlay.get(obj_id)
+        return self.base.get(obj_id)
+
+    def ids(self, index: str, key: Hashable) -> Collection[str]:
+        """Ids whose `index` keys include key (unordered)."""
+        base = self.base.ids(index, key)
+        if not self.touched:
+            return base
+        out = [i for i in base if i not in self.touched]
+        out.extend(self.overlay.ids(index, key))
+        return out
+
+    def sorted_ids(self) -> Sequence[str]:
+        """All ids, sorted."""
+        base = self.base.sorted_ids()
+        if not self.touched:
+            return base
+        out = [i for i in base if i not in self.touched]
+        out.extend(self.overlay.sorted_ids())
+        out.sort()  # timsort merges the two sorted runs in linear time
+        return out
+
+    def ids_with_prefix(self, prefix: str) -> list[str]:
+        """Ids starting with prefix, sorted."""
+        base = self.base.ids_with_prefix(prefix)
+        if not self.touched:
+            return base
+        out = [i for i in base if i not in self.touched]
+        out.extend(self.overlay.ids_with_prefix(prefix))
+        out.sort()
+        return out
+
+    def ids_with_name_prefix(self, prefix: str) -> list[str]:
+        """Ids of objects whose lower-cased name starts with prefix (unordered)."""
+        base = self.base.ids_with_name_prefix(prefix)
+        if not self.touched:
+            return base
+        out = [i for i in base if i not in self.touched]
+        out.extend(self.overlay.ids_with_name_prefix(prefix))
+        return out
+
+    def count(self) -> int:
+        """Number of objects the transaction sees."""
+        n = self.base.count()
+        for obj_id in self.touched:
+            n += (self.overlay.get(obj_id) is not None) - (self.base.get(obj_id) is not None)
+        return n
+
+    def put(self, obj: ObjT) -> None:
+        """Create or replace obj in the transaction (the instance itself is kept)."""
+        self.touched.add(obj.id)
+        self.overlay.put(obj)
+
+    def remove(self, obj_id: str) -> None:
+        """Remove the object from the transaction's view."""
+        self.touched.add(obj_id)
+        self.overlay.remove(obj_id)
+
+    def merge_into(self, parent: Layer[ObjT]) -> None:
+        """Push this layer's changes down into parent (a batch's layer) when a sub-tx succeeds."""
+        for obj_id in self.touched:
+            obj = self.overlay.get(obj_id)
+            if obj is None:
+                parent.remove(obj_id)
+            else:
+                parent.put(obj)
+
+
+__all__ = ["Layer", "Reader", "Table"]

@@ -1,0 +1,176 @@
+"""Node: the composition root of one swarmd process (manager and/or agent).
+
+On start it finds or obtains this node's identity: certificates already in the state dir, a join
+with `--join-addr/--join-token`, or, for an empty state dir without them, a new cluster. A manager
+then opens its durable store, serves the control API, CA and dispatcher (`manager.Manager`), and
+runs an agent like every node does; a worker runs only the agent. Certificates renew in the
+background. Cancellation (SIGTERM) stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from swarmd import errors
+from swarmd.agent import Agent, Remotes, describe_host
+from swarmd.api import objects_pb2, specs_pb2, types_pb2
+from swarmd.ca import bootstrap, certstore, join
+from swarmd.ca.renewer import Renewer
+from swarmd.ca.rootca import RootCA
+from swarmd.ca.security import SecurityConfig
+from swarmd.config import NodeConfig
+from swarmd.manager.controlapi.defaults import default_cluster_spec
+from swarmd.manager.manager import Listeners, Manager
+from swarmd.manager.raftnode.local import LocalProposer
+from swarmd.manager.store import MemoryStore, Tx
+from swarmd.rpc.channel import manager_channel
+
+_log = structlog.get_logger(component="node")
+
+MANAGERS_FILE = "managers.json"
+
+
+class Node:
+    """One swarmd process."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self._cfg = config
+        self.manager: Manager | None = None
+        self.agent: Agent | None = None
+
+    async def run(self) -> None:
+        cfg = self._cfg
+        creds = certstore.load(cfg.state_dir)
+        fresh_cluster: bootstrap.ClusterBootstrap | None = None
+        if creds is None and cfg.join_addr is not None:
+            creds = await join.join(
+                str(cfg.join_addr),
+                cfg.join_token,
+                cfg.state_dir,
+                cfg.hostname,
+                [cfg.advertised_remote_api()],
+            )
+        elif creds is None:
+            fresh_cluster = bootstrap.init_cluster_ca(cfg.hostname, cfg.advertised_remote_api())
+            creds = fresh_cluster.credentials
+        structlog.contextvars.bind_contextvars(node_id=creds.node_id, role=creds.role_name)
+        _log.info("node starting", hostname=cfg.hostname, cluster_id=creds.cluster_id)
+
+        security = SecurityConfig(creds)
+        remotes = Remotes(cfg.state_dir / MANAGERS_FILE, self._initial_remotes(creds))
+
+        async with asyncio.TaskGroup() as tg:
+            if creds.is_manager:
+                await self._start_manager(tg, security, fresh_cluster)
+            self.agent = Agent(
+                remotes,
+                lambda addr: manager_channel(addr, security),
+                lambda: describe_host(cfg.hostname, [cfg.advertised_remote_api()]),
+            )
+            tg.create_task(self.agent.run(), name="agent")
+            tg.create_task(
+                Renewer(
+                    security, cfg.state_dir, lambda: self._renewal_channel(remotes, security)
+                ).run(),
+                name="renewer",
+            )
+
+    def _initial_remotes(self, creds: certstore.NodeCredentials) -> list[str]:
+        if creds.is_manager:
+            return [self._cfg.advertised_remote_api()]
+        return []
+
+    @staticmethod
+    def _renewal_channel(remotes: Remotes, security: SecurityConfig) -> object:
+        addr = remotes.pick()
+        if addr is None:
+            raise errors.Unavailable("no manager known to renew the certificate with")
+        return manager_channel(addr, security)
+
+    async def _start_manager(
+        self,
+        tg: asyncio.TaskGroup,
+        security: SecurityConfig,
+        fresh: bootstrap.ClusterBootstrap | None,
+    ) -> None:
+        cfg = self._cfg
+        proposer = await LocalProposer.open(cfg.raft_dir)
+        store = MemoryStore(proposer=proposer)
+        await proposer.recover(store)
+        if fresh is not None:
+            await self._create_cluster(store, fresh)
+            # Identity files are written only once the cluster they belong to is durable.
+            certstore.save(cfg.state_dir, fresh.credentials)
+        cluster = store.view(lambda tx: tx.clusters.list())
+        if not cluster:
+            raise errors.FailedPrecondition(
+                f"state dir {cfg.state_dir} has a manager certificate but no cluster data; "
+                "start with an empty state dir or join an existing cluster"
+            )
+        if not store.view(lambda tx: tx.nodes.get(security.credentials.node_id)):
+            _log.warning("this manager's node is missing from the store; it will not be served")
+        root = RootCA.from_pem(cluster[0].root_ca.ca_cert, cluster[0].root_ca.ca_key)
+        await self._refresh_own_node(store, security.credentials.node_id)
+        self.manager = Manager(
+            store,
+            security,
+            root,
+            cluster[0].id,
+            Listeners(cfg.control_socket, str(cfg.listen_remote_api), str(cfg.listen_join_api)),
+            root.join_server_cert(),
+        )
+        tg.create_task(self.manager.run(), name="manager")
+        tg.create_task(_close_on_cancel(proposer), name="proposer-closer")
+
+    async def _create_cluster(self, store: MemoryStore, fresh: bootstrap.ClusterBootstrap) -> None:
+        cfg = self._cfg
+        cluster = objects_pb2.Cluster(id=fresh.cluster_id, spec=default_cluster_spec())
+        cluster.root_ca.CopyFrom(fresh.root_ca_message)
+        node = objects_pb2.Node(
+            id=fresh.credentials.node_id,
+            spec=specs_pb2.NodeSpec(
+                desired_role=types_pb2.NODE_ROLE_MANAGER,
+                membership=specs_pb2.NodeSpec.MEMBERSHIP_ACCEPTED,
+                availability=specs_pb2.NodeSpec.AVAILABILITY_ACTIVE,
+            ),
+            role=types_pb2.NODE_ROLE_MANAGER,
+            description=describe_host(cfg.hostname, [cfg.advertised_remote_api()]),
+        )
+        node.manager_status.addr = cfg.advertised_remote_api()
+        node.manager_status.leader = True
+        node.manager_status.reachability = types_pb2.ManagerStatus.REACHABILITY_REACHABLE
+        node.manager_status.raft_id = 1
+
+        def fn(tx: Tx) -> None:
+            tx.clusters.create(cluster)
+            tx.nodes.create(node)
+
+        await store.update(fn)
+        _log.info("cluster created", cluster_id=fresh.cluster_id)
+
+    async def _refresh_own_node(self, store: MemoryStore, node_id: str) -> None:
+        """Record this manager's current address (it may have moved since the last start)."""
+        addr = self._cfg.advertised_remote_api()
+
+        def fn(tx: Tx) -> None:
+            node = tx.nodes.get(node_id)
+            if node is None or node.manager_status.addr == addr:
+                return
+            node.manager_status.addr = addr
+            tx.nodes.update(node)
+
+        await store.update(fn)
+
+
+async def _close_on_cancel(proposer: LocalProposer) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await proposer.close()
+
+
+__all__ = ["Node"]

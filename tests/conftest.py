@@ -1,0 +1,11 @@
+"""Test-wide setup: quiet grpc C-core, structured logs at debug to stderr (shown on failure)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+from swarmd import log  # noqa: E402
+
+log.configure("debug", "console")
