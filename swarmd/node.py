@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 
 import structlog
+from grpc import aio
 
 from swarmd import errors
 from swarmd.agent import Agent, Remotes, describe_host
@@ -84,7 +85,7 @@ class Node:
         return []
 
     @staticmethod
-    def _renewal_channel(remotes: Remotes, security: SecurityConfig) -> object:
+    def _renewal_channel(remotes: Remotes, security: SecurityConfig) -> aio.Channel:
         addr = remotes.pick()
         if addr is None:
             raise errors.Unavailable("no manager known to renew the certificate with")

@@ -6,6 +6,6 @@ import os
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-from swarmd import log  # noqa: E402
+from swarmd import log
 
 log.configure("debug", "console")

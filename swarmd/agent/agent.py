@@ -71,7 +71,7 @@ class Agent:
                 dispatcher_pb2.SessionRequest(description=self._describe()),
             )
             first = await asyncio.wait_for(stream.read(), timeout=RPC_TIMEOUT)
-            if first is aio.EOF:
+            if not isinstance(first, dispatcher_pb2.SessionMessage):
                 raise SessionLostError("dispatcher closed the session")
             self.session_id = first.session_id
             self._remotes.update([m.addr for m in first.managers])
@@ -98,12 +98,12 @@ class Agent:
     ) -> None:
         while True:
             msg = await stream.read()
-            if msg is aio.EOF:
+            if not isinstance(msg, dispatcher_pb2.SessionMessage):
                 raise SessionLostError("dispatcher closed the session")
             if msg.managers:
                 self._remotes.update([m.addr for m in msg.managers])
 
-    async def _heartbeats(self, stub: dispatcher_pb2_grpc.DispatcherStub) -> None:
+    async def _heartbeats(self, stub: dispatcher_pb2_grpc.DispatcherAsyncStub) -> None:
         while True:
             resp = await stub.Heartbeat(
                 dispatcher_pb2.HeartbeatRequest(session_id=self.session_id), timeout=RPC_TIMEOUT

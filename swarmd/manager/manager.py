@@ -2,8 +2,8 @@
 
 Built and run by `swarmd.node.Node` for manager nodes. Listeners: the local control socket
 (swarmctl, no TLS, 0600), the cluster port (mutual TLS for everything: control for manager
-certificates, dispatcher, CA renewal) and the join port (TLS with server auth only: root CA and join-token
-issuance). Until Raft replication lands, one manager holds the whole store, persisted by its
+certificates, dispatcher, CA renewal) and the join port (TLS with server auth only: root CA and
+join-token issuance). Until Raft replication lands, one manager holds the whole store, persisted by its
 LocalProposer.
 """
 

@@ -1,8 +1,10 @@
-"""Dispatcher servicer: agent sessions, heartbeats and node liveness on the leader.
+"""Dispatcher servicer: agent sessions, heartbeats, node liveness, assignments, task status.
 
 Served on the cluster port (mTLS) to workers and managers; the caller's node id comes from its
 certificate (`swarmd.rpc.auth.current_peer`). The manager runs `run()` beside the servicer to mark
-nodes DOWN when they miss heartbeats.
+nodes DOWN when they miss heartbeats. `Assignments` streams a node's tasks (a complete set, then
+incremental changes, see `assignments.py`); `UpdateTaskStatus` takes the agents' reports
+(`taskstatus.py`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from grpc import aio
@@ -17,8 +20,10 @@ from grpc import aio
 from swarmd import errors
 from swarmd.api import dispatcher_pb2, dispatcher_pb2_grpc, objects_pb2, types_pb2
 from swarmd.clock import Clock, SystemClock
+from swarmd.manager.dispatcher.assignments import AssignmentTracker
 from swarmd.manager.dispatcher.nodes import HeartbeatTracker
-from swarmd.manager.store import MemoryStore, Tx
+from swarmd.manager.dispatcher.taskstatus import TaskStatusWriter
+from swarmd.manager.store import Commit, Event, EventKind, MemoryStore, Tx
 from swarmd.rpc.auth import current_peer
 
 _log = structlog.get_logger(component="dispatcher")
@@ -29,9 +34,11 @@ GRACE_MULTIPLIER = 3.0
 _READY = objects_pb2.NodeStatus.STATE_READY
 _DOWN = objects_pb2.NodeStatus.STATE_DOWN
 _DISCONNECTED = objects_pb2.NodeStatus.STATE_DISCONNECTED
+# Changes that arrive this close together go out as one incremental assignments message.
+ASSIGNMENT_BATCH_WINDOW = 0.01
 
 
-def _peer_ip(context: aio.ServicerContext[object, object]) -> str:
+def _peer_ip(context: aio.ServicerContext[Any, Any]) -> str:
     peer = context.peer() or ""
     kind, _, rest = peer.partition(":")
     if kind == "ipv4":
@@ -51,6 +58,7 @@ class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):
         self._period = self._cluster_period()
         self._tracker = HeartbeatTracker(self._period * GRACE_MULTIPLIER)
         self._changed = asyncio.Event()
+        self._status_writer = TaskStatusWriter(store)
 
     def _cluster_period(self) -> float:
         clusters = self._store.view(lambda tx: tx.clusters.list())
@@ -160,6 +168,75 @@ class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):
         resp.period.FromNanoseconds(int(period * 1e9))
         return resp
 
+    def _session_node(self, session_id: str) -> str:
+        """The calling node's id, when `session_id` is its current session."""
+        peer = current_peer()
+        if peer is None:
+            raise errors.Unauthenticated("this call needs a node certificate")
+        if not self._tracker.is_current(peer.node_id, session_id):
+            raise errors.InvalidArgument(
+                f"session {session_id or '(none)'} of node {peer.node_id} is not active; "
+                "open a new session"
+            )
+        return peer.node_id
+
+    async def UpdateTaskStatus(  # noqa: N802 - gRPC method name
+        self,
+        request: dispatcher_pb2.UpdateTaskStatusRequest,
+        context: aio.ServicerContext[
+            dispatcher_pb2.UpdateTaskStatusRequest, dispatcher_pb2.UpdateTaskStatusResponse
+        ],
+    ) -> dispatcher_pb2.UpdateTaskStatusResponse:
+        node_id = self._session_node(request.session_id)
+        updates = [(u.task_id, u.status) for u in request.updates if u.task_id]
+        if updates:
+            await self._status_writer.submit(node_id, updates)
+        return dispatcher_pb2.UpdateTaskStatusResponse()
+
+    async def Assignments(  # noqa: N802 - gRPC method name
+        self,
+        request: dispatcher_pb2.AssignmentsRequest,
+        context: aio.ServicerContext[
+            dispatcher_pb2.AssignmentsRequest, dispatcher_pb2.AssignmentsMessage
+        ],
+    ) -> AsyncIterator[dispatcher_pb2.AssignmentsMessage]:
+        node_id = self._session_node(request.session_id)
+        tracker = AssignmentTracker(node_id)
+
+        def concerns(ev: Event) -> bool:
+            obj, old = ev.obj, ev.old
+            return getattr(obj, "node_id", "") == node_id or (
+                old is not None and getattr(old, "node_id", "") == node_id
+            )
+
+        # Watch before reading, so no change falls between the view and the subscription.
+        async with self._store.watch(kinds={"task"}, predicate=concerns) as sub:
+            tasks = self._store.view(lambda tx: tx.tasks.find_by_node(node_id))
+            yield tracker.complete(tasks)
+            changed: dict[str, objects_pb2.Task] = {}
+            removed: set[str] = set()
+            events = sub.__aiter__()
+            while self._tracker.is_current(node_id, request.session_id):
+                try:
+                    async with asyncio.timeout(self._period):
+                        item = await events.__anext__()
+                except TimeoutError:
+                    continue
+                except StopAsyncIteration:
+                    return
+                if isinstance(item, Commit):
+                    # Let a burst of commits (a scale-up) collect into one message.
+                    if sub.pending() == 0:
+                        await asyncio.sleep(ASSIGNMENT_BATCH_WINDOW)
+                    if sub.pending() > 0:
+                        continue
+                    msg = tracker.incremental(changed.values(), removed)
+                    changed, removed = {}, set()
+                    if msg is not None:
+                        yield msg
+                    continue
+                _collect(item, changed, removed)
+
     async def run(self) -> None:
         """Mark nodes DOWN when they miss their heartbeats; runs until cancelled."""
         now = self._clock.monotonic()
@@ -178,6 +255,18 @@ class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):
                     await self._set_status(node_id, _DOWN, "heartbeat failure")
                 except errors.SwarmError as err:
                     _log.warning("cannot mark node down", node_id=node_id, error=str(err))
+
+
+def _collect(ev: Event, changed: dict[str, objects_pb2.Task], removed: set[str]) -> None:
+    task = ev.obj
+    if not isinstance(task, objects_pb2.Task):
+        return
+    if ev.action is EventKind.REMOVE:
+        changed.pop(task.id, None)
+        removed.add(task.id)
+    else:
+        removed.discard(task.id)
+        changed[task.id] = task
 
 
 __all__ = ["DEFAULT_HEARTBEAT_PERIOD", "GRACE_MULTIPLIER", "DispatcherServicer"]
