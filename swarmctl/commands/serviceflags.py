@@ -1,0 +1,399 @@
+"""The flags of `service create` and `service update`, and how they change a ServiceSpec.
+
+swarmctl layer, pure (no I/O); `swarmctl.commands.service` adds them to its parsers and calls
+`apply` on a fresh spec (create) or on the service's current spec (update, read-modify-write).
+Flags map only to fields of the ServiceSpec proto. Create takes list flags whole (`--env`,
+`--label`, `--mount`, ...); update edits lists with `-add`/`-rm` pairs (`--env-add A=1`,
+`--env-rm A`), as the docker CLI does. A flag that was not given leaves its field untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Callable, Sequence
+
+from google.protobuf import duration_pb2
+
+from swarmctl import flags
+from swarmd import errors
+from swarmd.api import specs_pb2, types_pb2
+
+_Restart = types_pb2.RestartPolicy
+_Update = types_pb2.UpdateConfig
+_Init = specs_pb2.ContainerSpec.InitMode
+
+RESTART_CONDITIONS = {
+    "any": _Restart.RESTART_CONDITION_ANY,
+    "none": _Restart.RESTART_CONDITION_NONE,
+    "on-failure": _Restart.RESTART_CONDITION_ON_FAILURE,
+}
+UPDATE_ORDERS = {
+    "stop-first": _Update.UPDATE_ORDER_STOP_FIRST,
+    "start-first": _Update.UPDATE_ORDER_START_FIRST,
+}
+FAILURE_ACTIONS = {
+    "pause": _Update.FAILURE_ACTION_PAUSE,
+    "continue": _Update.FAILURE_ACTION_CONTINUE,
+    "rollback": _Update.FAILURE_ACTION_ROLLBACK,
+}
+
+_LIST_FLAGS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
+    ("label", "KEY=VALUE", flags.parse_key_value, "service label"),
+    ("env", "KEY=VALUE", flags.parse_env, "environment variable"),
+    ("constraint", "EXPR", str, "placement constraint, e.g. node.role==worker"),
+    ("placement-pref", "PREF", flags.parse_placement_pref, "placement preference spread=LABEL"),
+    ("publish", "PORT", flags.parse_port, "published port [PUBLISHED:]TARGET[/PROTO] or mode=.."),
+    ("mount", "MOUNT", flags.parse_mount, "mount type=bind|volume|tmpfs,source=..,target=.."),
+    ("secret", "SECRET", flags.parse_file_reference, "secret NAME or source=NAME,target=FILE"),
+    ("config", "CONFIG", flags.parse_file_reference, "config NAME or source=NAME,target=FILE"),
+)
+# What an `-rm` flag takes: a key, a target path, a port, a name.
+_RM_TYPES: dict[str, tuple[str, Callable[[str], object]]] = {
+    "label": ("KEY", str),
+    "env": ("KEY", str),
+    "constraint": ("EXPR", str),
+    "placement-pref": ("PREF", flags.parse_placement_pref),
+    "publish": ("TARGET[/PROTO]", flags.parse_port_ref),
+    "mount": ("TARGET", str),
+    "secret": ("NAME", str),
+    "config": ("NAME", str),
+}
+
+
+def _opt(parser: argparse.ArgumentParser, name: str, kind: Callable[[str], object], h: str) -> None:
+    parser.add_argument(f"--{name}", type=kind, default=None, help=h)
+
+
+def add_spec_flags(parser: argparse.ArgumentParser, *, update: bool) -> None:
+    """The flags shared by create and update, plus the list flags of the one or the other."""
+    _opt(parser, "image", str, "image of the container")
+    _opt(parser, "replicas", flags.parse_non_negative_int, "number of tasks (replicated mode)")
+    _opt(parser, "command", str, "command to run, replacing the image's entrypoint")
+    parser.add_argument("--args", action="append", default=None, help="an argument (repeatable)")
+    _opt(parser, "hostname", str, "container hostname")
+    _opt(parser, "user", str, "user[:group] to run as")
+    _opt(parser, "workdir", str, "working directory")
+    _opt(parser, "stop-grace-period", flags.parse_duration, "time to wait before killing")
+    _opt(parser, "stop-signal", str, "signal to stop the container")
+    _opt(parser, "reserve-cpu", flags.parse_cpus, "CPUs reserved, e.g. 0.5")
+    _opt(parser, "reserve-memory", flags.parse_memory, "memory reserved, e.g. 64MiB")
+    _opt(parser, "limit-cpu", flags.parse_cpus, "CPU limit")
+    _opt(parser, "limit-memory", flags.parse_memory, "memory limit")
+    conditions = flags.choice("restart condition", RESTART_CONDITIONS)
+    _opt(parser, "restart-condition", conditions, "any, none or on-failure")
+    _opt(parser, "restart-delay", flags.parse_duration, "delay between restarts")
+    _opt(parser, "restart-max-attempts", flags.parse_non_negative_int, "restarts before giving up")
+    _opt(parser, "restart-window", flags.parse_duration, "window to evaluate the restart policy")
+    _opt(parser, "update-parallelism", flags.parse_non_negative_int, "tasks updated at once")
+    _opt(parser, "update-delay", flags.parse_duration, "delay between updates")
+    _opt(
+        parser,
+        "update-order",
+        flags.choice("update order", UPDATE_ORDERS),
+        "stop-first|start-first",
+    )
+    actions = flags.choice("failure action", FAILURE_ACTIONS)
+    _opt(parser, "update-failure-action", actions, "pause, continue or rollback")
+    _opt(parser, "update-monitor", flags.parse_duration, "time to monitor an updated task")
+    _opt(parser, "update-max-failure-ratio", flags.parse_ratio, "failures tolerated (0 to 1)")
+    _opt(parser, "health-cmd", str, "healthcheck command (run by the shell)")
+    _opt(parser, "health-interval", flags.parse_duration, "time between checks")
+    _opt(parser, "health-timeout", flags.parse_duration, "time a check may take")
+    _opt(parser, "health-retries", flags.parse_non_negative_int, "failures before unhealthy")
+    _opt(parser, "health-start-period", flags.parse_duration, "grace period after start")
+    parser.add_argument(
+        "--no-healthcheck", action="store_true", default=False, help="disable the healthcheck"
+    )
+    parser.add_argument(
+        "--init",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run an init process in the container",
+    )
+    for name, metavar, kind, what in _LIST_FLAGS:
+        if not update:
+            short = {"env": ["-e"], "publish": ["-p"]}.get(name, [])
+            parser.add_argument(
+                *short,
+                f"--{name}",
+                action="append",
+                type=kind,
+                default=None,
+                metavar=metavar,
+                help=f"{what} (repeatable)",
+            )
+            continue
+        parser.add_argument(
+            f"--{name}-add",
+            action="append",
+            type=kind,
+            default=None,
+            metavar=metavar,
+            help=f"add a {what}",
+        )
+        rm_metavar, rm_kind = _RM_TYPES[name]
+        parser.add_argument(
+            f"--{name}-rm",
+            action="append",
+            type=rm_kind,
+            default=None,
+            metavar=rm_metavar,
+            help=f"remove a {name} by {rm_metavar.lower()}",
+        )
+
+
+def _get(ns: argparse.Namespace, name: str) -> object:
+    return getattr(ns, name, None)
+
+
+def _list(ns: argparse.Namespace, name: str) -> list[object]:
+    value = getattr(ns, name, None)
+    return list(value) if value else []
+
+
+def apply(ns: argparse.Namespace, spec: specs_pb2.ServiceSpec) -> None:
+    """Write every given flag into `spec` (in place).
+
+    Raises:
+        errors.InvalidArgument: flags that contradict each other or the service's mode.
+    """
+    _apply_mode(ns, spec)
+    _apply_container(ns, spec.task.container)
+    _apply_lists(ns, spec)
+    _apply_resources(ns, spec.task.resources)
+    _apply_restart(ns, spec.task)
+    _apply_update_config(ns, spec)
+    _apply_healthcheck(ns, spec.task.container)
+
+
+def _apply_mode(ns: argparse.Namespace, spec: specs_pb2.ServiceSpec) -> None:
+    replicas = _get(ns, "replicas")
+    if replicas is None:
+        return
+    if spec.WhichOneof("mode") == "global":
+        raise errors.InvalidArgument(
+            f"--replicas cannot be used with global service {spec.annotations.name or ''}".strip()
+        )
+    assert isinstance(replicas, int)
+    spec.replicated.replicas = replicas
+
+
+def _apply_container(ns: argparse.Namespace, c: specs_pb2.ContainerSpec) -> None:
+    for flag, field in (
+        ("image", "image"),
+        ("hostname", "hostname"),
+        ("user", "user"),
+        ("workdir", "dir"),
+        ("stop_signal", "stop_signal"),
+    ):
+        value = _get(ns, flag)
+        if value is not None:
+            setattr(c, field, value)
+    command = _get(ns, "command")
+    if isinstance(command, str):
+        try:
+            words = shlex.split(command)
+        except ValueError as err:
+            raise errors.InvalidArgument(f"invalid --command {command!r}: {err}") from err
+        _replace(c.command, words)
+    args = _get(ns, "args")
+    if isinstance(args, list):
+        _replace(c.args, [str(a) for a in args])
+    grace = _get(ns, "stop_grace_period")
+    if isinstance(grace, duration_pb2.Duration):
+        c.stop_grace_period.CopyFrom(grace)
+    init = _get(ns, "init")
+    if init is not None:
+        c.init = _Init.INIT_MODE_ENABLED if init else _Init.INIT_MODE_DISABLED
+
+
+def _replace(field: object, values: Sequence[str]) -> None:
+    del field[:]  # type: ignore[attr-defined]
+    field.extend(values)  # type: ignore[attr-defined]
+
+
+def _apply_lists(ns: argparse.Namespace, spec: specs_pb2.ServiceSpec) -> None:
+    c = spec.task.container
+    labels = spec.annotations.labels
+    for key, value in _pairs(_list(ns, "label") + _list(ns, "label_add")):
+        labels[key] = value
+    for label in _list(ns, "label_rm"):
+        labels.pop(str(label), None)
+    env = _env_set(list(c.env), [str(e) for e in _list(ns, "env") + _list(ns, "env_add")])
+    removed = {str(k).partition("=")[0] for k in _list(ns, "env_rm")}
+    _replace(c.env, [e for e in env if e.partition("=")[0] not in removed])
+    constraints = [str(x) for x in _list(ns, "constraint") + _list(ns, "constraint_add")]
+    gone = {str(x) for x in _list(ns, "constraint_rm")}
+    kept = [x for x in spec.task.placement.constraints if x not in gone]
+    if constraints or gone:
+        _replace(spec.task.placement.constraints, kept + [x for x in constraints if x not in kept])
+    _apply_prefs(ns, spec.task.placement)
+    _apply_ports(ns, spec.endpoint)
+    _apply_mounts(ns, c)
+    _apply_references(ns, c)
+
+
+def _pairs(values: list[object]) -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in (p for p in values if isinstance(p, tuple))]
+
+
+def _env_set(current: list[str], added: list[str]) -> list[str]:
+    """`current` with each of `added` replacing the entry of the same key, else appended."""
+    out = list(current)
+    for entry in added:
+        key = entry.partition("=")[0]
+        out = [e for e in out if e.partition("=")[0] != key]
+        out.append(entry)
+    return out
+
+
+def _apply_prefs(ns: argparse.Namespace, placement: types_pb2.Placement) -> None:
+    added = _list(ns, "placement_pref") + _list(ns, "placement_pref_add")
+    gone = {
+        p.spread.spread_descriptor
+        for p in _list(ns, "placement_pref_rm")
+        if isinstance(p, types_pb2.PlacementPreference)
+    }
+    if not added and not gone:
+        return
+    keep = [p for p in placement.preferences if p.spread.spread_descriptor not in gone]
+    del placement.preferences[:]
+    placement.preferences.extend(keep)
+    placement.preferences.extend(p for p in added if isinstance(p, types_pb2.PlacementPreference))
+
+
+def _apply_ports(ns: argparse.Namespace, endpoint: specs_pb2.EndpointSpec) -> None:
+    added = _list(ns, "publish") + _list(ns, "publish_add")
+    added_ports = [p for p in added if isinstance(p, types_pb2.PortConfig)]
+    gone = {p for p in _list(ns, "publish_rm") if isinstance(p, tuple)}
+    gone |= {(p.target_port, p.protocol) for p in added_ports}
+    if not added_ports and not gone:
+        return
+    keep = [p for p in endpoint.ports if (p.target_port, p.protocol) not in gone]
+    del endpoint.ports[:]
+    endpoint.ports.extend(keep + added_ports)
+
+
+def _apply_mounts(ns: argparse.Namespace, c: specs_pb2.ContainerSpec) -> None:
+    added = [
+        m for m in _list(ns, "mount") + _list(ns, "mount_add") if isinstance(m, types_pb2.Mount)
+    ]
+    gone = {str(t).rstrip("/") for t in _list(ns, "mount_rm")} | {m.target for m in added}
+    if not added and not gone:
+        return
+    keep = [m for m in c.mounts if m.target.rstrip("/") not in gone]
+    del c.mounts[:]
+    c.mounts.extend(keep + added)
+
+
+def _apply_references(ns: argparse.Namespace, c: specs_pb2.ContainerSpec) -> None:
+    secrets = _refs(_list(ns, "secret") + _list(ns, "secret_add"))
+    gone = {str(n) for n in _list(ns, "secret_rm")} | {name for name, _ in secrets}
+    if secrets or gone:
+        keep = [r for r in c.secrets if r.secret_name not in gone and r.secret_id not in gone]
+        del c.secrets[:]
+        c.secrets.extend(keep)
+        for name, target in secrets:
+            c.secrets.add(secret_name=name, file=target)
+    configs = _refs(_list(ns, "config") + _list(ns, "config_add"))
+    gone = {str(n) for n in _list(ns, "config_rm")} | {name for name, _ in configs}
+    if configs or gone:
+        kept = [r for r in c.configs if r.config_name not in gone and r.config_id not in gone]
+        del c.configs[:]
+        c.configs.extend(kept)
+        for name, target in configs:
+            c.configs.add(config_name=name, file=target)
+
+
+def _refs(values: list[object]) -> list[tuple[str, types_pb2.FileTarget]]:
+    out = []
+    for v in values:
+        if isinstance(v, tuple) and isinstance(v[1], types_pb2.FileTarget):
+            out.append((str(v[0]), v[1]))
+    return out
+
+
+def _apply_resources(ns: argparse.Namespace, r: types_pb2.ResourceRequirements) -> None:
+    for flag, res, field in (
+        ("reserve_cpu", r.reservations, "nano_cpus"),
+        ("reserve_memory", r.reservations, "memory_bytes"),
+        ("limit_cpu", r.limits, "nano_cpus"),
+        ("limit_memory", r.limits, "memory_bytes"),
+    ):
+        value = _get(ns, flag)
+        if value is not None:
+            setattr(res, field, value)
+
+
+def _set_duration(target: duration_pb2.Duration, value: object) -> None:
+    if isinstance(value, duration_pb2.Duration):
+        target.CopyFrom(value)
+
+
+def _apply_restart(ns: argparse.Namespace, task: specs_pb2.TaskSpec) -> None:
+    condition = _get(ns, "restart_condition")
+    if isinstance(condition, int):
+        task.restart.condition = condition  # type: ignore[assignment]
+    attempts = _get(ns, "restart_max_attempts")
+    if isinstance(attempts, int):
+        task.restart.max_attempts = attempts
+    if _get(ns, "restart_delay") is not None:
+        _set_duration(task.restart.delay, _get(ns, "restart_delay"))
+    if _get(ns, "restart_window") is not None:
+        _set_duration(task.restart.window, _get(ns, "restart_window"))
+
+
+def _apply_update_config(ns: argparse.Namespace, spec: specs_pb2.ServiceSpec) -> None:
+    u = spec.update
+    for flag, field in (
+        ("update_parallelism", "parallelism"),
+        ("update_order", "order"),
+        ("update_failure_action", "failure_action"),
+        ("update_max_failure_ratio", "max_failure_ratio"),
+    ):
+        value = _get(ns, flag)
+        if value is not None:
+            setattr(u, field, value)
+    if _get(ns, "update_delay") is not None:
+        _set_duration(u.delay, _get(ns, "update_delay"))
+    if _get(ns, "update_monitor") is not None:
+        _set_duration(u.monitor, _get(ns, "update_monitor"))
+
+
+_HEALTH_FLAGS = (
+    "health_cmd",
+    "health_interval",
+    "health_timeout",
+    "health_retries",
+    "health_start_period",
+)
+
+
+def _apply_healthcheck(ns: argparse.Namespace, c: specs_pb2.ContainerSpec) -> None:
+    given = [f for f in _HEALTH_FLAGS if _get(ns, f) is not None]
+    if _get(ns, "no_healthcheck"):
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise errors.InvalidArgument(f"--no-healthcheck conflicts with {flag}")
+        c.healthcheck.CopyFrom(types_pb2.HealthConfig(test=["NONE"]))
+        return
+    if not given:
+        return
+    h = c.healthcheck
+    cmd = _get(ns, "health_cmd")
+    if isinstance(cmd, str):
+        _replace(h.test, ["CMD-SHELL", cmd])
+    retries = _get(ns, "health_retries")
+    if isinstance(retries, int):
+        h.retries = retries
+    for flag, target in (
+        ("health_interval", h.interval),
+        ("health_timeout", h.timeout),
+        ("health_start_period", h.start_period),
+    ):
+        if _get(ns, flag) is not None:
+            _set_duration(target, _get(ns, flag))
+
+
+__all__ = ["FAILURE_ACTIONS", "RESTART_CONDITIONS", "UPDATE_ORDERS", "add_spec_flags", "apply"]
