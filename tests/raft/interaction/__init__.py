@@ -1,0 +1,1 @@
+"""Data-driven transcript tests of the raft core."""
