@@ -1,0 +1,277 @@
+"""The global orchestrator: one task of every global service on every eligible node.
+
+Manager layer, leader-only (swarmkit manager/orchestrator/global). Named `global_` because
+`global` is a Python keyword. A node is eligible when it is not DOWN, not drained and matches
+the service's placement constraints: tasks on nodes that stop being eligible get desired
+SHUTDOWN. Paused nodes keep the tasks they have but get no new ones and no updates. Tasks are
+created with their node pre-set (slot 0); the scheduler only validates them.
+
+`reconcile_global` is the pure step for one service over some nodes; `GlobalReconciler` the
+events -> decisions core (with a RestartSupervisor for tasks that stop while their node stays
+eligible); `GlobalOrchestrator` runs it against the store.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Collection, Iterable, Sequence
+
+from swarmd.api import objects_pb2
+from swarmd.clock import Clock
+from swarmd.manager.orchestrator import placement
+from swarmd.manager.orchestrator import task as tasks
+from swarmd.manager.orchestrator.driver import run_reconciler
+from swarmd.manager.orchestrator.plan import (
+    CreateTask,
+    Decision,
+    DeleteTask,
+    ReplaceTask,
+    SetDesiredState,
+)
+from swarmd.manager.orchestrator.restart import RestartSupervisor
+from swarmd.manager.orchestrator.taskinit import check_tasks
+from swarmd.manager.orchestrator.update import ReplaceAllUpdater, Updater
+from swarmd.manager.store import Event, EventKind, MemoryStore, ReadTx
+
+ShouldRestart = Callable[[objects_pb2.Task], bool]
+
+
+def _shutdown(group: Iterable[objects_pb2.Task]) -> list[Decision]:
+    return [SetDesiredState(t.id, tasks.SHUTDOWN) for t in group if tasks.is_live(t)]
+
+
+def is_eligible(service: objects_pb2.Service, node: objects_pb2.Node) -> bool:
+    """Whether the service's task should run on the node (ignoring pause)."""
+    return not placement.is_unavailable(node) and placement.service_matches(service, node)
+
+
+def reconcile_global(
+    service: objects_pb2.Service,
+    nodes: Sequence[objects_pb2.Node],
+    service_tasks: Iterable[objects_pb2.Task],
+    should_restart: ShouldRestart,
+    updater: Updater,
+    now: float,
+    cluster: objects_pb2.Cluster | None = None,
+    *,
+    every_node: bool = True,
+) -> list[Decision]:
+    """The decisions that give the service one task on each eligible node among `nodes`.
+
+    Args:
+        service_tasks: the service's tasks (on `nodes` at least).
+        every_node: `nodes` is the whole cluster, so live tasks on any other node (deleted
+            nodes, unassigned tasks) are shut down too.
+    """
+    by_node: dict[str, list[objects_pb2.Task]] = {}
+    for t in service_tasks:
+        if t.desired_state < tasks.REMOVE:
+            by_node.setdefault(t.node_id, []).append(t)
+    out: list[Decision] = []
+    dirty: list[list[objects_pb2.Task]] = []
+    for node in nodes:
+        group = by_node.pop(node.id, [])
+        if not is_eligible(service, node):
+            out.extend(_shutdown(group))
+            continue
+        if placement.is_paused(node):
+            continue
+        live = [t for t in group if tasks.is_live(t)]
+        if len(live) > 1:
+            # One task per node: keep a clean one if any, the newest otherwise.
+            clean = [t for t in live if not tasks.is_dirty(service, t)] or live
+            keep = tasks.newest(clean) or live[0]
+            out.extend(_shutdown(t for t in live if t.id != keep.id))
+            live = [keep]
+        slot = live
+        if not slot:
+            last = tasks.newest(group)
+            if last is not None and tasks.stopped_on_its_own(last) and not should_restart(last):
+                slot = [last]  # stopped for good; a spec update still replaces it
+        if not slot:
+            out.append(CreateTask(tasks.new_task(service, 0, node.id, now, cluster)))
+        elif any(tasks.is_dirty(service, t) for t in slot):
+            dirty.append(slot)
+    if every_node:
+        for group in by_node.values():
+            out.extend(_shutdown(group))
+    if dirty:
+        out.extend(updater.update(service, dirty, now, cluster))
+    return out
+
+
+class GlobalReconciler:
+    """The global orchestrator's core: store events in, decisions out (no I/O).
+
+    Args:
+        supervisor: its restart supervisor (a new one by default).
+        updater: builds the Updater from the supervisor (default: `ReplaceAllUpdater`).
+    """
+
+    name = "global"
+    kinds: Collection[str] = ("service", "task", "node", "cluster")
+
+    def __init__(
+        self,
+        supervisor: RestartSupervisor | None = None,
+        updater: Callable[[RestartSupervisor], Updater] | None = None,
+    ) -> None:
+        self.supervisor = supervisor or RestartSupervisor()
+        self.updater = (updater or ReplaceAllUpdater)(self.supervisor)
+        self._cluster: objects_pb2.Cluster | None = None
+        self._services: set[str] = set()
+        self._removed: set[str] = set()
+        self._nodes: set[str] = set()
+        self._candidates: set[str] = set()
+
+    def start(self, tx: ReadTx, now: float) -> list[Decision]:
+        """Start-up pass: taskinit fixes, every global service to reconcile."""
+        self._cluster = tasks.current_cluster(tx)
+        init = check_tasks(tx, tasks.is_global, self.supervisor, now)
+        self._candidates = init.candidates
+        self._services = {s.id for s in tx.services.list() if tasks.is_global(s)}
+        self._removed = set()
+        self._nodes = set()
+        return init.decisions
+
+    def handle(self, event: Event, now: float) -> None:
+        """Note what the change makes worth looking at."""
+        obj, removed = event.obj, event.action is EventKind.REMOVE
+        if isinstance(obj, objects_pb2.Cluster):
+            self._cluster = None if removed else obj
+        elif isinstance(obj, objects_pb2.Service):
+            if not tasks.is_global(obj):
+                return
+            if removed:
+                self._removed.add(obj.id)
+                self._services.discard(obj.id)
+                self.supervisor.clear_service(obj.id)
+            else:
+                self._services.add(obj.id)
+        elif isinstance(obj, objects_pb2.Node):
+            self.supervisor.observe_node(obj.id, None if removed else obj)
+            self._nodes.add(obj.id)
+        elif isinstance(obj, objects_pb2.Task):
+            if removed:
+                self.supervisor.observe_task_removed(obj.id)
+                if tasks.is_live(obj) and obj.service_id:
+                    self._services.add(obj.service_id)
+                return
+            self.supervisor.observe_task(obj)
+            if tasks.is_live(obj) and obj.status.state > tasks.RUNNING:
+                self._candidates.add(obj.id)
+
+    def next_wakeup(self) -> float | None:
+        """At once when events left work; else when the next delayed start is due."""
+        if self._candidates or self._nodes or self._services or self._removed:
+            return float("-inf")
+        return self.supervisor.next_deadline()
+
+    def plan(self, tx: ReadTx, now: float) -> list[Decision]:
+        """Due starts and restarts first; services and nodes once restarts are committed."""
+        out = self.supervisor.due(now)
+        restarts = self._plan_restarts(tx, now)
+        if restarts:
+            return out + restarts
+        for service_id in sorted(self._removed):
+            out.extend(
+                SetDesiredState(t.id, tasks.REMOVE)
+                for t in tx.tasks.find_by_service(service_id)
+                if t.desired_state < tasks.REMOVE
+            )
+        services = [s for s in tx.services.list() if tasks.is_global(s)]
+        nodes = tx.nodes.list()
+        for service in services:
+            if service.id in self._services:
+                out.extend(
+                    self._reconcile(service, nodes, tx.tasks.find_by_service(service.id), now)
+                )
+        for node_id in sorted(self._nodes):
+            out.extend(self._reconcile_node(tx, node_id, services, now))
+        self._removed.clear()
+        self._services.clear()
+        self._nodes.clear()
+        return out
+
+    def _reconcile(
+        self,
+        service: objects_pb2.Service,
+        nodes: Sequence[objects_pb2.Node],
+        service_tasks: Iterable[objects_pb2.Task],
+        now: float,
+        *,
+        every_node: bool = True,
+    ) -> list[Decision]:
+        return reconcile_global(
+            service,
+            nodes,
+            service_tasks,
+            functools.partial(self.supervisor.should_restart, service=service),
+            self.updater,
+            now,
+            self._cluster,
+            every_node=every_node,
+        )
+
+    def _reconcile_node(
+        self, tx: ReadTx, node_id: str, services: Sequence[objects_pb2.Service], now: float
+    ) -> list[Decision]:
+        on_node = tx.tasks.find_by_node(node_id)
+        node = tx.nodes.get(node_id)
+        out: list[Decision] = []
+        for service in services:
+            if service.id in self._services:
+                continue  # reconciled over every node already
+            mine = [t for t in on_node if t.service_id == service.id]
+            if node is None:
+                # The node left the cluster: its tasks cannot run anywhere else.
+                out.extend(DeleteTask(t.id) for t in mine)
+                continue
+            out.extend(self._reconcile(service, [node], mine, now, every_node=False))
+        return out
+
+    def _plan_restarts(self, tx: ReadTx, now: float) -> list[Decision]:
+        out: list[Decision] = []
+        for task_id in sorted(self._candidates):
+            t = tx.tasks.get(task_id)
+            if t is None or not tasks.is_live(t):
+                continue
+            service = tx.services.get(t.service_id)
+            if service is None or not tasks.is_global(service):
+                continue
+            node = tx.nodes.get(t.node_id) if t.node_id else None
+            if node is None or placement.is_unavailable(node):
+                continue  # the node reconcile shuts it down
+            if placement.is_paused(node) or not placement.service_matches(service, node):
+                out.append(ReplaceTask(t.id, None))
+                continue
+            out.extend(self.supervisor.restart(t, service, node, now, self._cluster))
+        self._candidates.clear()
+        return out
+
+
+class GlobalOrchestrator:
+    """Runs a GlobalReconciler against the store until cancelled (leader-only).
+
+    Args:
+        store: the manager's store.
+        clock: time for timestamps and restart delays (FakeClock in tests).
+        updater: builds the Updater from the restart supervisor (default: replace all).
+    """
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        clock: Clock,
+        updater: Callable[[RestartSupervisor], Updater] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self.core = GlobalReconciler(updater=updater)
+
+    async def run(self) -> None:
+        """Reconcile until cancelled."""
+        await run_reconciler(self._store, self._clock, self.core)
+
+
+__all__ = ["GlobalOrchestrator", "GlobalReconciler", "is_eligible", "reconcile_global"]
