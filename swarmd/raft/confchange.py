@@ -40,12 +40,25 @@ def validate(conf_state: ConfState, change: ConfChange) -> None:
             raise ConfChangeRejected(f"raft member {node:x} is the last voter")
 
 
+def is_noop(conf_state: ConfState, change: ConfChange) -> bool:
+    """Does `change` leave `conf_state` as it is (already applied, say after a bootstrap)?"""
+    node = change.node_id
+    if change.type is ConfChangeType.ADD_NODE:
+        return node in conf_state.voters
+    if change.type is ConfChangeType.ADD_LEARNER:
+        return node in conf_state.learners
+    return node not in conf_state.voters and node not in conf_state.learners
+
+
 def apply(conf_state: ConfState, change: ConfChange) -> ConfState:
-    """The membership after `change` (call `validate` first).
+    """The membership after `change`; a change that is already in effect changes nothing.
 
     Raises:
-        ConfChangeRejected: the change is invalid for `conf_state`.
+        ConfChangeRejected: the change is invalid for `conf_state` (a demotion, removing
+            the last voter).
     """
+    if is_noop(conf_state, change):
+        return conf_state
     validate(conf_state, change)
     voters = set(conf_state.voters)
     learners = set(conf_state.learners)

@@ -301,11 +301,20 @@ class Raft:
         if not self.promotable():
             self.logger.warning("not promotable, not campaigning", id=self.id)
             return
-        if any(e.type is EntryType.CONF_CHANGE for e in self.log.next_committed()):
+        if any(e.type is EntryType.CONF_CHANGE for e in self._unapplied_conf_changes()):
             self.logger.warning("pending conf change not applied, not campaigning", id=self.id)
             return
         self.logger.info("starting election", id=self.id, term=self.term, kind=kind.value)
         self.campaign(kind)
+
+    def _unapplied_conf_changes(self) -> list[Entry]:
+        """Committed conf changes not applied yet (bootstrap ones are applied already)."""
+        return [
+            e
+            for e in self.log.next_committed()
+            if e.type is EntryType.CONF_CHANGE
+            and not confchange.is_noop(self.tracker.conf_state(), ConfChange.unmarshal(e.data))
+        ]
 
     def campaign(self, kind: CampaignKind) -> None:
         """Become (pre-)candidate and ask every voter for its vote."""
@@ -593,11 +602,14 @@ class Raft:
         A change that does not fit (possible only when it was proposed against a membership
         that changed since) is ignored on every member alike, with a warning.
         """
+        current = self.tracker.conf_state()
         try:
-            conf = confchange.apply(self.tracker.conf_state(), change)
+            conf = confchange.apply(current, change)
         except ConfChangeRejected as err:
             self.logger.warning("ignored invalid conf change", id=self.id, reason=str(err))
-            return self.tracker.conf_state()
+            return current
+        if conf == current:
+            return conf
         self.logger.info(
             "applied conf change",
             id=self.id,

@@ -30,6 +30,7 @@ Proposals are only accepted by the leader; everywhere else they raise `ProposalD
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from swarmd.raft.config import Config
@@ -42,6 +43,7 @@ from swarmd.raft.types import (
     LOCAL_MESSAGES,
     NONE,
     ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -125,6 +127,39 @@ class RawNode:
         self.raft = Raft(config, storage, rng, logger or DiscardLogger())
         self._prev_soft = self.raft.soft_state()
         self._prev_hard = self.raft.hard_state()
+
+    def bootstrap(self, voters: Iterable[RaftID]) -> None:
+        """Found a new cluster with these voters (this member among them).
+
+        The membership goes into the log as ADD_NODE entries of term 1, committed by fiat:
+        every founder bootstraps the same list, and a member joining later learns it from
+        the leader's log (or snapshot). Call it once, on an empty log, before anything else;
+        the entries then come out of the first Ready like any other (persist, apply).
+
+        Raises:
+            ValueError: the log is not empty, or `voters` is empty.
+        """
+        raft = self.raft
+        founders = sorted(set(voters))
+        if not founders:
+            raise ValueError("cannot bootstrap a cluster without voters")
+        if raft.log.last_index() != 0 or not raft.hard_state().is_empty():
+            raise ValueError(f"raft member {raft.id:x} cannot bootstrap a non-empty log")
+        entries = [
+            Entry(
+                term=1,
+                index=i + 1,
+                type=EntryType.CONF_CHANGE,
+                data=ConfChange(ConfChangeType.ADD_NODE, voter).marshal(),
+            )
+            for i, voter in enumerate(founders)
+        ]
+        raft.log.append(entries)
+        raft.log.committed = len(entries)
+        # Applied now so the member can campaign before the driver applied them; applying
+        # them again from the Ready is a no-op.
+        for voter in founders:
+            raft.apply_conf_change(ConfChange(ConfChangeType.ADD_NODE, voter))
 
     # Input
 

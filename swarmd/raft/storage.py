@@ -72,16 +72,10 @@ class MemoryStorage:
     the compaction point need no special case.
     """
 
-    def __init__(self, conf_state: ConfState | None = None) -> None:
-        """An empty log with no snapshot and no entries.
-
-        Args:
-            conf_state: the founding membership of a new cluster (it is the membership "at
-                index 0"); None for a member that joins an existing cluster and learns the
-                membership from the leader.
-        """
+    def __init__(self) -> None:
+        """An empty log: no snapshot, no entries, empty hard state and membership."""
         self._hard_state = HardState()
-        self._snapshot = Snapshot(metadata=SnapshotMetadata(conf_state=conf_state or ConfState()))
+        self._snapshot = Snapshot()
         self._ents: list[Entry] = [Entry(term=0, index=0)]
 
     # Storage protocol

@@ -28,10 +28,18 @@ from swarmd.raft import (
 
 
 class FixedRandom(random.Random):
-    """A Random whose randrange always returns its lower bound: election timeouts are exact."""
+    """A Random whose randrange returns a fixed offset: election timeouts are exact.
+
+    The election timeout becomes election_tick + offset (capped at 2 * election_tick - 1).
+    """
+
+    def __init__(self, offset: int = 0) -> None:
+        super().__init__(0)
+        self.offset = offset
 
     def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:  # type: ignore[override]
-        return 0 if stop is None else start
+        low, high = (0, start) if stop is None else (start, stop)
+        return low + min(self.offset, high - low - 1)
 
 
 def encode_state(state: list[tuple[int, bytes]]) -> bytes:

@@ -160,17 +160,20 @@ class InteractionEnv:
     # Commands
 
     def cmd_add_nodes(self, args: list[str]) -> None:
-        """add-nodes N [voters=(1,2,3)] [learners=()] [pre-vote=false] [check-quorum=false]."""
+        """add-nodes N [voters=(1,2,3)] [pre-vote=false] [check-quorum=false] [jitter=(0,2,4)].
+
+        The first add-nodes founds the cluster (bootstrap with the voters, by default all the
+        new members); later ones add empty members, which must join by conf change. jitter
+        gives each member extra election timeout ticks.
+        """
         count = int(args[0])
         opts = dict(a.split("=", 1) for a in args[1:])
         first = max(self.members, default=0) + 1
         new = [RaftID(first + i) for i in range(count)]
         default_voters = "" if self.members else ",".join(str(i) for i in new)
-        conf = ConfState(
-            voters=frozenset(_ids(opts.get("voters", default_voters))),
-            learners=frozenset(_ids(opts.get("learners", ""))),
-        )
-        for member_id in new:
+        voters = _ids(opts.get("voters", default_voters))
+        jitter = [int(j) for j in opts.get("jitter", "").strip("()").split(",") if j]
+        for position, member_id in enumerate(new):
             config = Config(
                 id=member_id,
                 election_tick=int(opts.get("election-tick", "10")),
@@ -179,14 +182,18 @@ class InteractionEnv:
                 pre_vote=opts.get("pre-vote", "true") == "true",
                 check_quorum=opts.get("check-quorum", "true") == "true",
             )
-            storage = MemoryStorage(conf_state=conf if conf.voters else None)
-            self.members[member_id] = Member(
+            member = Member(
                 member_id,
-                storage,
+                MemoryStorage(),
                 config,
-                FixedRandom(),
+                FixedRandom(jitter[position] if position < len(jitter) else 0),
                 logger=TranscriptLogger(self, member_id),
             )
+            if voters:
+                # What a driver does when founding a cluster: bootstrap, persist, apply.
+                member.node.bootstrap(voters)
+                member.handle_ready()
+            self.members[member_id] = member
 
     def cmd_log_level(self, args: list[str]) -> None:
         self.level = LEVELS[args[0]]
@@ -210,6 +217,12 @@ class InteractionEnv:
 
     def cmd_read_index(self, args: list[str]) -> None:
         self._member(args[0]).node.read_index(args[1].encode())
+
+    def cmd_tick(self, args: list[str]) -> None:
+        """tick ID COUNT."""
+        member = self._member(args[0])
+        for _ in range(int(args[1])):
+            member.node.tick()
 
     def cmd_tick_election(self, args: list[str]) -> None:
         member = self._member(args[0])
@@ -289,6 +302,11 @@ class InteractionEnv:
 
     # Mechanics
 
+    def _show(self, line: str) -> None:
+        """Transcript lines of message traffic, hidden at log level `none`."""
+        if self.level < LEVELS["none"]:
+            self.out.append(line)
+
     def _process(self, member: Member) -> bool:
         if not member.alive or not member.node.has_ready():
             return False
@@ -296,7 +314,8 @@ class InteractionEnv:
         rd = member.handle_ready()
         if rd is None:
             return False
-        self.out[mark:mark] = fmt_ready(member.id, rd)
+        if self.level < LEVELS["none"]:
+            self.out[mark:mark] = fmt_ready(member.id, rd)
         self.queue.extend(rd.messages)
         return True
 
@@ -311,15 +330,15 @@ class InteractionEnv:
             return False
         self.queue = [m for m in self.queue if m.to != target]
         member = self.members[target]
-        self.out.append(f"> {target} receiving messages")
+        self._show(f"> {target} receiving messages")
         for msg in msgs:
             sender = self.members.get(msg.from_)
             if not member.alive or not self._connected(msg.from_, target):
-                self.out.append(f"  {fmt_message(msg)} DROPPED")
+                self._show(f"  {fmt_message(msg)} DROPPED")
                 if msg.type is MessageType.SNAP and sender is not None:
                     sender.node.report_snapshot(target, failed=True)
                 continue
-            self.out.append(f"  {fmt_message(msg)}")
+            self._show(f"  {fmt_message(msg)}")
             member.step(msg)
             if msg.type is MessageType.SNAP and sender is not None:
                 sender.node.report_snapshot(target, failed=False)
