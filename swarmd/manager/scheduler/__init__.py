@@ -16,13 +16,14 @@ from swarmd.manager.scheduler.filters import (
     default_filters,
 )
 from swarmd.manager.scheduler.nodeinfo import NodeInfo
-from swarmd.manager.scheduler.nodeset import NodeSet, holds_resources, is_pending
+from swarmd.manager.scheduler.nodeset import NodeSet, holds_resources, is_cancelled, is_pending
 from swarmd.manager.scheduler.pipeline import NO_SUITABLE_NODE, Evaluation, Pipeline
 from swarmd.manager.scheduler.planner import Assignment, Plan, Unplaced, plan
-from swarmd.manager.scheduler.scheduler import ASSIGNED_MESSAGE, Scheduler
+from swarmd.manager.scheduler.scheduler import ASSIGNED_MESSAGE, CANCELLED_MESSAGE, Scheduler
 
 __all__ = [
     "ASSIGNED_MESSAGE",
+    "CANCELLED_MESSAGE",
     "NO_SUITABLE_NODE",
     "Assignment",
     "ConstraintFilter",
@@ -41,6 +42,7 @@ __all__ = [
     "Unplaced",
     "default_filters",
     "holds_resources",
+    "is_cancelled",
     "is_pending",
     "plan",
 ]

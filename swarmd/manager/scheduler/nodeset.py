@@ -7,7 +7,10 @@ and task event; the planner reads its NodeInfos and pending tasks. Which tasks c
   stopped, one before ASSIGNED has not been placed);
 - a task is *pending* (to schedule) when its observed state is PENDING and its desired state
   is at most RUNNING; with node_id set it is pre-assigned (global services) and only needs
-  validating against that node.
+  validating against that node;
+- a task is *cancelled* when it is still PENDING but its desired state moved past RUNNING (scaled
+  down, updated, service removed): no agent will ever see it, so the scheduler itself moves it
+  to SHUTDOWN (swarmkit#2998, which fixed tasks stuck in PENDING forever).
 
 Updates are ordered by the task's meta.version: an older copy never replaces a newer one, so the
 scheduler may record its own writes as soon as they commit, whether or not the watch has
@@ -37,6 +40,14 @@ def is_pending(task: objects_pb2.Task) -> bool:
     )
 
 
+def is_cancelled(task: objects_pb2.Task) -> bool:
+    """Whether the task never got placed and no longer should be (desired past RUNNING)."""
+    return (
+        task.status.state == types_pb2.TASK_STATE_PENDING
+        and task.desired_state > types_pb2.TASK_STATE_RUNNING
+    )
+
+
 class NodeSet:
     """NodeInfos by node id, plus the pending tasks. Loop-confined, no I/O."""
 
@@ -44,6 +55,7 @@ class NodeSet:
         self._nodes: dict[str, NodeInfo] = {}
         self._tasks: dict[str, objects_pb2.Task] = {}
         self._pending: dict[str, objects_pb2.Task] = {}
+        self._cancelled: dict[str, objects_pb2.Task] = {}
         # Tasks holding resources on nodes not (or no longer) in the set, by node id: they
         # count again if the node (re)appears.
         self._orphans: dict[str, dict[str, objects_pb2.Task]] = {}
@@ -57,9 +69,13 @@ class NodeSet:
         """The tasks to schedule, sorted by id."""
         return [self._pending[k] for k in sorted(self._pending)]
 
+    def cancelled(self) -> list[objects_pb2.Task]:
+        """The tasks to move from PENDING to SHUTDOWN, sorted by id."""
+        return [self._cancelled[k] for k in sorted(self._cancelled)]
+
     def has_pending(self) -> bool:
-        """Whether any task waits for the scheduler."""
-        return bool(self._pending)
+        """Whether any task waits for the scheduler (to place, validate or shut down)."""
+        return bool(self._pending or self._cancelled)
 
     def task(self, task_id: str) -> objects_pb2.Task | None:
         """The tracked copy of a task (pending or holding resources), or None."""
@@ -111,6 +127,9 @@ class NodeSet:
         elif is_pending(task):
             self._pending[task.id] = task
             self._tasks[task.id] = task
+        elif is_cancelled(task):
+            self._cancelled[task.id] = task
+            self._tasks[task.id] = task
         else:
             self._tasks.pop(task.id, None)
         return True
@@ -123,6 +142,7 @@ class NodeSet:
 
     def _detach(self, task: objects_pb2.Task) -> None:
         self._pending.pop(task.id, None)
+        self._cancelled.pop(task.id, None)
         info = self._nodes.get(task.node_id)
         if info is not None:
             info.remove_task(task.id)
@@ -133,4 +153,4 @@ class NodeSet:
                 del self._orphans[task.node_id]
 
 
-__all__ = ["NodeSet", "holds_resources", "is_pending"]
+__all__ = ["NodeSet", "holds_resources", "is_cancelled", "is_pending"]

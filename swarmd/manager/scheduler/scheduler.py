@@ -17,6 +17,8 @@ What it does:
   when it changes, so a pass over an unchanged cluster writes nothing. Every later node or task
   change triggers a new pass, which is what places a pending task as soon as a suitable node
   joins (or resources free up).
+- A task still PENDING whose desired state moved past RUNNING (scaled away before it was
+  placed) is moved to SHUTDOWN, since no agent will ever get it.
 - A lost watch (queue overflow, store restore) reloads the state from a fresh view; a failed
   write (no quorum) is retried after `retry` seconds.
 """
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 from google.protobuf import timestamp_pb2
@@ -32,7 +36,7 @@ from google.protobuf import timestamp_pb2
 from swarmd import errors, log
 from swarmd.api import objects_pb2, types_pb2
 from swarmd.clock import Clock
-from swarmd.manager.scheduler.nodeset import NodeSet, is_pending
+from swarmd.manager.scheduler.nodeset import NodeSet, is_cancelled, is_pending
 from swarmd.manager.scheduler.pipeline import Pipeline
 from swarmd.manager.scheduler.planner import Assignment, Plan, Unplaced, plan
 from swarmd.manager.store import Batch, Commit, EventKind, MemoryStore, Subscription, Tx
@@ -40,6 +44,7 @@ from swarmd.manager.store import Batch, Commit, EventKind, MemoryStore, Subscrip
 _log = structlog.get_logger(component="scheduler")
 
 ASSIGNED_MESSAGE = "scheduler assigned task to node"
+CANCELLED_MESSAGE = "task shut down before it was scheduled"
 DEBOUNCE = 0.05  # swarmkit scheduler.go: commit debounce gap
 MAX_DELAY = 1.0  # ... and the longest a pass is put off by a stream of commits
 RETRY = 1.0  # after a failed write
@@ -152,15 +157,20 @@ class Scheduler:
 
     async def _pass(self, state: NodeSet) -> None:
         self._passes += 1
+        # Versions are taken now: events keep updating `state` while the write waits for the
+        # store, and a decision must be checked against what it was made from.
+        basis = _Basis.of(state)
         decided = plan(state.nodes, state.pending(), self._pipeline)
         unplaced = [u for u in decided.unplaced if _reason_changed(state, u)]
-        if not decided.assignments and not unplaced:
+        cancelled = [t.id for t in state.cancelled()]
+        if not decided.assignments and not unplaced and not cancelled:
             return
         stamp = timestamp_pb2.Timestamp()
         stamp.FromNanoseconds(int(self._clock.now() * 1e9))
         work = Plan(decided.assignments, tuple(unplaced))
+        write = functools.partial(_write, basis, work, cancelled, stamp)
         try:
-            written = await self._store.batch(functools.partial(self._write, state, work, stamp))
+            written = await self._store.batch(write)
         except errors.SwarmError as err:
             _log.warning("scheduler write failed, retrying", error=str(err), retry=self._retry)
             await self._clock.sleep(self._retry)
@@ -174,22 +184,56 @@ class Scheduler:
             assigned=assigned,
             planned=len(decided.assignments),
             unplaced=len(decided.unplaced),
+            cancelled=len(cancelled),
         )
 
-    def _write(
-        self, state: NodeSet, work: Plan, stamp: timestamp_pb2.Timestamp, batch: Batch
-    ) -> list[objects_pb2.Task]:
-        """The batch callback: one unit per decision; returns the tasks it wrote."""
-        written: list[objects_pb2.Task] = []
-        for a in work.assignments:
-            task = batch.update(functools.partial(_assign, state, a, stamp))
-            if task is not None:
-                written.append(task)
-        for u in work.unplaced:
-            task = batch.update(functools.partial(_explain, state, u))
-            if task is not None:
-                written.append(task)
-        return written
+
+@dataclass(frozen=True, slots=True)
+class _Basis:
+    """The task and node versions a pass decided from."""
+
+    tasks: dict[str, int]
+    nodes: dict[str, int]
+
+    @classmethod
+    def of(cls, state: NodeSet) -> _Basis:
+        tasks = {t.id: t.meta.version.index for t in (*state.pending(), *state.cancelled())}
+        nodes = {nid: info.node.meta.version.index for nid, info in state.nodes.items()}
+        return cls(tasks, nodes)
+
+    def task(
+        self, tx: Tx, task_id: str, still: Callable[[objects_pb2.Task], bool] = is_pending
+    ) -> objects_pb2.Task | None:
+        """The task as stored, if it is still the version decided from (and still `still`)."""
+        cur = tx.tasks.get(task_id)
+        if cur is None or cur.meta.version.index != self.tasks.get(task_id) or not still(cur):
+            return None
+        return cur
+
+    def node_unchanged(self, tx: Tx, node_id: str) -> bool:
+        node = tx.nodes.get(node_id)
+        return node is not None and node.meta.version.index == self.nodes.get(node_id)
+
+
+def _write(
+    basis: _Basis,
+    work: Plan,
+    cancelled: list[str],
+    stamp: timestamp_pb2.Timestamp,
+    batch: Batch,
+) -> list[objects_pb2.Task]:
+    """The batch callback: one unit per decision; returns the tasks it wrote."""
+    units: list[Callable[[Tx], objects_pb2.Task | None]] = [
+        *(functools.partial(_assign, basis, a, stamp) for a in work.assignments),
+        *(functools.partial(_explain, basis, u) for u in work.unplaced),
+        *(functools.partial(_shut_down, basis, task_id, stamp) for task_id in cancelled),
+    ]
+    written: list[objects_pb2.Task] = []
+    for unit in units:
+        task = batch.update(unit)
+        if task is not None:
+            written.append(task)
+    return written
 
 
 def _reason_changed(state: NodeSet, unplaced: Unplaced) -> bool:
@@ -197,27 +241,12 @@ def _reason_changed(state: NodeSet, unplaced: Unplaced) -> bool:
     return task is not None and task.status.err != unplaced.reason
 
 
-def _current(state: NodeSet, tx: Tx, task_id: str) -> objects_pb2.Task | None:
-    """The task as stored, if it is still the version the plan was made from."""
-    planned = state.task(task_id)
-    cur = tx.tasks.get(task_id)
-    if planned is None or cur is None:
-        return None
-    if cur.meta.version.index != planned.meta.version.index or not is_pending(cur):
-        return None
-    return cur
-
-
 def _assign(
-    state: NodeSet, a: Assignment, stamp: timestamp_pb2.Timestamp, tx: Tx
+    basis: _Basis, a: Assignment, stamp: timestamp_pb2.Timestamp, tx: Tx
 ) -> objects_pb2.Task | None:
-    cur = _current(state, tx, a.task_id)
-    info = state.nodes.get(a.node_id)
-    node = tx.nodes.get(a.node_id)
-    if cur is None or info is None or node is None:
-        return None
-    if node.meta.version.index != info.node.meta.version.index:
-        return None  # the node changed after the plan: decide again
+    cur = basis.task(tx, a.task_id)
+    if cur is None or not basis.node_unchanged(tx, a.node_id):
+        return None  # the task or node changed after the plan: the next pass decides again
     cur.node_id = a.node_id
     cur.status.state = types_pb2.TASK_STATE_ASSIGNED
     cur.status.message = ASSIGNED_MESSAGE
@@ -227,8 +256,8 @@ def _assign(
     return tx.tasks.update(cur)
 
 
-def _explain(state: NodeSet, u: Unplaced, tx: Tx) -> objects_pb2.Task | None:
-    cur = _current(state, tx, u.task_id)
+def _explain(basis: _Basis, u: Unplaced, tx: Tx) -> objects_pb2.Task | None:
+    cur = basis.task(tx, u.task_id)
     if cur is None or cur.status.err == u.reason:
         return None
     cur.status.err = u.reason
@@ -236,4 +265,18 @@ def _explain(state: NodeSet, u: Unplaced, tx: Tx) -> objects_pb2.Task | None:
     return tx.tasks.update(cur)
 
 
-__all__ = ["ASSIGNED_MESSAGE", "DEBOUNCE", "MAX_DELAY", "RETRY", "Scheduler"]
+def _shut_down(
+    basis: _Basis, task_id: str, stamp: timestamp_pb2.Timestamp, tx: Tx
+) -> objects_pb2.Task | None:
+    cur = basis.task(tx, task_id, is_cancelled)
+    if cur is None:
+        return None
+    cur.status.state = types_pb2.TASK_STATE_SHUTDOWN
+    cur.status.message = CANCELLED_MESSAGE
+    cur.status.err = ""
+    cur.status.timestamp.CopyFrom(stamp)
+    _log.debug("unscheduled task shut down", **{log.TASK_ID: task_id})
+    return tx.tasks.update(cur)
+
+
+__all__ = ["ASSIGNED_MESSAGE", "CANCELLED_MESSAGE", "DEBOUNCE", "MAX_DELAY", "RETRY", "Scheduler"]

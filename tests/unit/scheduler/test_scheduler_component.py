@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
 from schedbuild import DRAIN, node, task
 
-from swarmd.api import objects_pb2, types_pb2
-from swarmd.manager.scheduler import ASSIGNED_MESSAGE, Scheduler
+from swarmd import errors
+from swarmd.api import objects_pb2, store_pb2, types_pb2
+from swarmd.manager.scheduler import ASSIGNED_MESSAGE, CANCELLED_MESSAGE, Scheduler
 from swarmd.manager.store import MemoryStore, Tx
 from swarmd.testing.fake_clock import FakeClock
 
@@ -177,16 +178,34 @@ async def test_scheduler_validates_preassigned_tasks(h: Harness) -> None:
 async def test_scheduler_ignores_tasks_it_should_not_schedule(h: Harness) -> None:
     await h.create(node("a"))
     await h.create(
-        task("doomed", "web", desired=types_pb2.TASK_STATE_SHUTDOWN),
         task("new", "web", state=types_pb2.TASK_STATE_NEW),
         task("placed", "web", node_id="a", state=types_pb2.TASK_STATE_RUNNING),
         task("go", "web"),
     )
     await h.eventually(lambda: h.task("go").status.state == ASSIGNED)
     await h.settle()
-    assert _show(h.task("doomed")) == ("doomed", "", PENDING, "")
     assert _show(h.task("new")) == ("new", "", types_pb2.TASK_STATE_NEW, "")
     assert h.task("placed").meta.version.index == 2  # created in the second transaction
+
+
+async def test_scheduler_shuts_down_pending_tasks_no_longer_wanted(h: Harness) -> None:
+    await h.create(node("a", cpus=1))
+    await h.create(task("big", "web", cpus=2))
+    await h.eventually(lambda: h.task("big").status.err != "")
+
+    def scale_away(tx: Tx) -> None:
+        t = tx.tasks.get("big")
+        assert t is not None
+        t.desired_state = types_pb2.TASK_STATE_SHUTDOWN
+        tx.tasks.update(t)
+
+    await h.store.update(scale_away)
+    await h.eventually(lambda: h.task("big").status.state == types_pb2.TASK_STATE_SHUTDOWN)
+    t = h.task("big")
+    assert (t.node_id, t.status.message, t.status.err) == ("", CANCELLED_MESSAGE, "")
+    version = t.meta.version.index
+    await h.settle()
+    assert h.task("big").meta.version.index == version
 
 
 async def test_scheduler_batches_commits_into_one_pass() -> None:
@@ -223,3 +242,63 @@ async def test_scheduler_reloads_after_losing_its_watch(h: Harness) -> None:
     h.store.restore(other.snapshot(), version=h.store.version + 5)
     await h.eventually(lambda: h.task("t").status.state == ASSIGNED)
     assert h.task("t").node_id == "b"
+
+
+class GatedProposer:
+    """Commits with consecutive versions once its gate is open; can be told to fail."""
+
+    def __init__(self) -> None:
+        self.index = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail: Exception | None = None
+
+    async def propose(self, actions: Sequence[store_pb2.StoreAction]) -> int:
+        await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        self.index += 1
+        return self.index
+
+
+async def test_scheduler_drops_a_decision_when_the_task_changed_meanwhile() -> None:
+    clock = FakeClock()
+    proposer = GatedProposer()
+    store = MemoryStore(proposer, clock=clock)
+    async with running_scheduler(store, clock) as h:
+        await h.create(node("a", labels={"zone": "eu"}))
+        await h.create(task("t", "web"))
+        # A writer holds the store (its proposal is stuck) while the scheduler plans "t -> a".
+        proposer.gate.clear()
+
+        def move_to_us(tx: Tx) -> None:
+            t = tx.tasks.get("t")
+            assert t is not None
+            t.spec.placement.constraints.append("node.labels.zone==us")
+            tx.tasks.update(t)
+
+        writer = asyncio.create_task(store.update(move_to_us))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        passes = h.scheduler.passes
+        await h.clock.advance(0.06)
+        assert h.scheduler.passes == passes + 1  # planned, now waiting for the store
+        proposer.gate.set()
+        await writer
+        # The plan was made from the old task: it is not written; the next pass explains.
+        reason = "no suitable node (constraint node.labels.zone==us unmet on 1 node)"
+        await h.eventually(lambda: h.task("t").status.err == reason)
+        assert (h.task("t").node_id, h.task("t").status.state) == ("", PENDING)
+
+
+async def test_scheduler_retries_after_a_failed_write() -> None:
+    clock = FakeClock()
+    proposer = GatedProposer()
+    store = MemoryStore(proposer, clock=clock)
+    async with running_scheduler(store, clock) as h:
+        await h.create(node("a"), task("t", "web"))
+        proposer.fail = errors.Unavailable("no quorum")
+        await h.settle(3)
+        assert h.task("t").status.state == PENDING
+        proposer.fail = None
+        await h.eventually(lambda: h.task("t").status.state == ASSIGNED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from schedbuild import CPU, GIB, node, running, task
 
 from swarmd.api import types_pb2
-from swarmd.manager.scheduler import NodeInfo, NodeSet, holds_resources, is_pending
+from swarmd.manager.scheduler import NodeInfo, NodeSet, holds_resources, is_cancelled, is_pending
 
 
 def test_nodeinfo_sums_follow_add_replace_remove() -> None:
@@ -56,10 +56,12 @@ def test_nodeset_task_states() -> None:
         False,
     ]
     assert [holds_resources(t) for t in (pending, placed, done)] == [False, True, False]
+    assert [is_cancelled(t) for t in (pending, doomed, new)] == [False, True, False]
 
     s = NodeSet()
     s.load([node("n")], [pending, placed, done, doomed, new])
     assert [t.id for t in s.pending()] == ["p"]
+    assert [t.id for t in s.cancelled()] == ["x"]
     assert list(s.nodes["n"].tasks) == ["a"]
 
 
