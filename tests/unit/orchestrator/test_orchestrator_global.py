@@ -1,4 +1,4 @@
-"""Global orchestrator: one task per eligible node through joins, drain, down, pause, constraints."""
+"""Global orchestrator: one task per eligible node through joins, drain, down, pause, labels."""
 
 from __future__ import annotations
 

@@ -202,7 +202,8 @@ def test_replicated_failed_task_restarted_in_same_slot():
     h.settle()
     assert h.get(t1.id).desired_state == SHUTDOWN
     (new,) = h.live()
-    assert new.slot == t1.slot and new.id != t1.id
+    assert new.slot == t1.slot
+    assert new.id != t1.id
     assert new.desired_state == RUNNING  # no delay configured
     assert new.node_id == ""  # the scheduler picks a node again
 
@@ -286,7 +287,8 @@ def test_replicated_task_failing_during_its_delay_is_not_replaced_yet():
     h.settle()  # started, seen failed, replaced (with a new delay)
     assert h.get(new.id).desired_state == SHUTDOWN
     (third,) = h.live()
-    assert third.id not in (t1.id, new.id) and third.desired_state == READY
+    assert third.id not in (t1.id, new.id)
+    assert third.desired_state == READY
 
 
 def test_replicated_replacement_waits_for_old_task_on_node_down_not():
@@ -318,7 +320,7 @@ def test_replicated_drained_node_tasks_rescheduled_whatever_the_policy():
 
 def test_replicated_rescheduling_is_not_counted_as_a_failure():
     h = started(restart_policy(max_attempts=1), nodes=("n1", "n2"))
-    (t1,) = h.live()
+    (_t1,) = h.live()
     h.change(node("n1", state=DOWN_NODE))
     h.settle()
     (t2,) = h.live()

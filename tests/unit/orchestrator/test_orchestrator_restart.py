@@ -98,16 +98,24 @@ def test_restart_replacement_on_drained_node_has_no_delay():
     sup = RestartSupervisor()
     t = task("t", svc, 3, "n1", state=RUNNING)
     (decision,) = sup.restart(t, svc, node("n1", availability=DRAIN), T0)
-    assert isinstance(decision, ReplaceTask) and decision.new is not None
-    assert decision.new.slot == 3 and decision.new.desired_state == READY
+    assert isinstance(decision, ReplaceTask)
+    assert decision.new is not None
+    assert decision.new.slot == 3
+    assert decision.new.desired_state == READY
     (pending,) = sup.delayed()
-    assert pending.ready_at == T0 and pending.waiting  # only waits for the old task to stop
+    assert pending.ready_at == T0
+    assert pending.waiting
 
 
 def test_restart_ignores_tasks_not_meant_to_run_or_still_fine():
     svc = service()
     sup = RestartSupervisor()
-    assert sup.restart(task("t", svc, 1, "n1", state=FAILED, desired=S.TASK_STATE_SHUTDOWN), svc, None, T0) == []
+    assert (
+        sup.restart(
+            task("t", svc, 1, "n1", state=FAILED, desired=S.TASK_STATE_SHUTDOWN), svc, None, T0
+        )
+        == []
+    )
     assert sup.restart(task("t", svc, 1, "n1"), svc, node("n1"), T0) == []
 
 
@@ -126,5 +134,7 @@ def test_new_task_fields():
     assert t.status.state == S.TASK_STATE_PENDING
     assert tasks.seconds(t.status.timestamp) == pytest.approx(T0)
     g = tasks.new_task(service("g", "agent", replicas=None), 0, "node7", T0)
-    assert g.annotations.name == "agent.node7" and g.node_id == "node7" and g.slot == 0
+    assert g.annotations.name == "agent.node7"
+    assert g.node_id == "node7"
+    assert g.slot == 0
     assert tasks.new_task(svc, 1, "", T0).id != t.id
