@@ -1,0 +1,251 @@
+"""DockerController: the swarmd.agent.exec.Controller of one task, as a Docker container.
+
+Made by DockerExecutor.controller(task); driven by swarmd.agent.exec.do(). The container is
+found by its labels (swarmd.task.id and this node's swarmd.node.id), never by name alone, so a
+restarted agent adopts the container an earlier run created instead of creating a second one.
+Waiting is event-driven (events.py): start() and wait() subscribe to the task's engine events
+before they look at the container, so an exit between the look and the wait is not missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from swarmd.agent.exec import ContainerUnhealthy, ExitError, ImageNotFound, RuntimeStatus
+from swarmd.api import objects_pb2, types_pb2
+from swarmd.dockerexec import container as spec
+from swarmd.dockerexec.adapter import DockerAdapter, EngineConflict, EngineError
+from swarmd.dockerexec.events import HEALTHY, RESYNC, UNHEALTHY, EngineEvent, EventHub
+from swarmd.errors import FailedPrecondition, NotFound
+
+_log = structlog.get_logger(component="dockerexec")
+
+Info = dict[str, Any]
+
+
+class DockerController:
+    """Runs one task as one container. See swarmd.agent.exec.controller for the contract."""
+
+    def __init__(
+        self, adapter: DockerAdapter, hub: EventHub, task: objects_pb2.Task, node_id: str
+    ) -> None:
+        self.task = task
+        self._adapter = adapter
+        self._hub = hub
+        self._node_id = node_id
+        # Computed up front: an invalid spec fails controller creation (InvalidTask), which
+        # rejects the task before anything is created.
+        self._kwargs = spec.create_kwargs(task, node_id)
+        self._name: str = self._kwargs["name"]
+        self._image: str = self._kwargs["image"]
+        self._grace = spec.stop_grace_seconds(task.spec.container)
+        self._container_id: str | None = None
+        self._log = _log.bind(task_id=task.id, container=self._name)
+
+    @property
+    def container_id(self) -> str | None:
+        """The container's id once prepare() created or adopted it."""
+        return self._container_id
+
+    # -- finding the container -------------------------------------------------------------
+
+    async def _lookup(self) -> Info | None:
+        """Inspect this task's container, finding it by labels the first time."""
+        if self._container_id is not None:
+            info = await self._adapter.inspect(self._container_id)
+            if info is not None:
+                return info
+            self._container_id = None
+        found = await self._adapter.list_by_labels(
+            {spec.LABEL_TASK_ID: self.task.id, spec.LABEL_NODE_ID: self._node_id}
+        )
+        if not found:
+            return None
+        info = await self._adapter.inspect(str(found[0]["Id"]))
+        if info is not None:
+            self._container_id = str(info["Id"])
+        return info
+
+    async def _require(self) -> Info:
+        info = await self._lookup()
+        if info is None:
+            raise FailedPrecondition(f"container {self._name} of task {self.task.id} not found")
+        return info
+
+    def _owns(self, info: Info) -> bool:
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        return bool(
+            labels.get(spec.LABEL_TASK_ID) == self.task.id
+            and labels.get(spec.LABEL_NODE_ID) == self._node_id
+        )
+
+    # -- the Controller protocol -----------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Adopt the task's container if it exists; else ensure the image and create it."""
+        if await self._lookup() is not None:
+            self._log.info("adopted existing container", container_id=self._container_id)
+            return
+        await self._ensure_image()
+        try:
+            self._container_id = await self._adapter.create(self._kwargs)
+        except EngineConflict as err:
+            # The name is taken: by our own container (an earlier create whose answer was
+            # lost), which we adopt, or by a stranger, which we must not touch.
+            info = await self._adapter.inspect(self._name)
+            if info is None or not self._owns(info):
+                raise FailedPrecondition(
+                    f"container name {self._name} is in use by a container "
+                    f"that does not belong to task {self.task.id}"
+                ) from err
+            self._container_id = str(info["Id"])
+        self._log.info("container created", container_id=self._container_id)
+
+    async def _ensure_image(self) -> None:
+        # decisions.md: use the local image when present, pull only when missing.
+        if await self._adapter.inspect_image(self._image) is not None:
+            return
+        self._log.info("pulling image", image=self._image)
+        try:
+            await self._adapter.pull(self._image)
+        except (EngineError, NotFound) as err:
+            raise ImageNotFound(self._image, _reason(err)) from err
+        if await self._adapter.inspect_image(self._image) is None:
+            raise ImageNotFound(self._image, "the pull finished but the image is not there")
+
+    async def start(self) -> None:
+        """Start the container once; with a health check, return when it is healthy."""
+        with self._hub.subscribe(self.task.id) as events:
+            info = await self._require()
+            if not spec.has_started(info):
+                await self._adapter.start(str(info["Id"]))
+                self._log.info("container started")
+            if not spec.has_healthcheck(info):
+                return
+            await self._until_healthy(events)
+
+    async def _until_healthy(self, events: asyncio.Queue[EngineEvent]) -> None:
+        info: Info | None = await self._require()
+        while True:
+            if info is not None:
+                health = info.get("State", {}).get("Health", {}).get("Status")
+                if health == "healthy":
+                    return
+                if health == "unhealthy":
+                    raise ContainerUnhealthy()
+                if not spec.is_running(info):
+                    raise _exit_error(spec.exit_code(info), "exited before it became healthy")
+            event = await events.get()
+            info = None
+            if event.action == HEALTHY:
+                return
+            if event.action == UNHEALTHY:
+                raise ContainerUnhealthy()
+            if event.action == "die":
+                raise _exit_error(event.exit_code or 0, "exited before it became healthy")
+            if event.action in ("destroy", RESYNC.action):
+                info = await self._require()
+
+    async def wait(self) -> None:
+        """Until the container exits: 0 returns, anything else raises ExitError."""
+        with self._hub.subscribe(self.task.id) as events:
+            info: Info | None = await self._require()
+            oom = False
+            while True:
+                if info is not None:
+                    if spec.has_started(info) and not spec.is_running(info):
+                        _check_exit(spec.exit_code(info), oom or spec.oom_killed(info))
+                        return
+                    if spec.health_state(info) == types_pb2.HEALTH_STATE_UNHEALTHY:
+                        await self._fail_unhealthy()
+                event = await events.get()
+                info = None
+                if event.action == "oom":
+                    oom = True
+                elif event.action == "die":
+                    _check_exit(event.exit_code or 0, oom)
+                    return
+                elif event.action == UNHEALTHY:
+                    await self._fail_unhealthy()
+                elif event.action == "destroy":
+                    raise FailedPrecondition(f"task: container {self._name} was removed")
+                elif event.action == RESYNC.action:
+                    info = await self._require()
+
+    async def _fail_unhealthy(self) -> None:
+        # SwarmKit stops an unhealthy container, then fails the task.
+        self._log.info("container unhealthy; stopping it")
+        await self.shutdown()
+        raise ContainerUnhealthy()
+
+    async def shutdown(self) -> None:
+        """`docker stop` with the task's stop signal and grace period; no-op if not running."""
+        info = await self._lookup()
+        if info is None or not spec.is_running(info):
+            return
+        try:
+            await self._adapter.stop(str(info["Id"]), self._grace)
+        except NotFound:
+            return
+        self._log.info("container stopped", grace=self._grace)
+
+    async def terminate(self) -> None:
+        """`docker kill`; a no-op when the container is gone or not running."""
+        info = await self._lookup()
+        if info is None or not spec.is_running(info):
+            return
+        try:
+            await self._adapter.kill(str(info["Id"]))
+        except (NotFound, EngineConflict):
+            return  # gone, or exited between the inspect and the kill
+
+    async def remove(self) -> None:
+        """Force-remove the container and its anonymous volumes; no-op when it is gone."""
+        info = await self._lookup()
+        if info is None:
+            return
+        try:
+            await self._adapter.remove(str(info["Id"]))
+        except EngineConflict as err:
+            if "already in progress" not in str(err):
+                raise
+        self._container_id = None
+        self._log.info("container removed")
+
+    async def close(self) -> None:
+        """Nothing is held between calls: subscriptions live only inside start()/wait()."""
+
+    async def observe(self) -> RuntimeStatus:
+        """Container id, pid, exit code, bound host ports and health, from one inspect."""
+        info = await self._lookup()
+        if info is None:
+            return RuntimeStatus()
+        return RuntimeStatus(
+            container=spec.container_status(info),
+            ports=spec.published_ports(info, self.task),
+            health=spec.health_state(info),
+        )
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err)
+    # Drop our own "docker pull <ref>: " prefix: the image is named by the outer message.
+    head, sep, tail = text.partition(": ")
+    return tail if sep and head.startswith("docker ") else text
+
+
+def _exit_error(code: int, detail: str) -> FailedPrecondition:
+    if code != 0:
+        return ExitError(code, detail)
+    return FailedPrecondition(f"task: container {detail}")
+
+
+def _check_exit(code: int, oom: bool) -> None:
+    if code != 0:
+        raise ExitError(code, "container ran out of memory" if oom else "")
+
+
+__all__ = ["DockerController"]
