@@ -625,13 +625,15 @@ class Raft:
             # Removed (or demoted) leader: stop leading; the others elect a new one.
             self.become_follower(self.term, NONE)
             return conf
-        # A smaller quorum may commit more now; new members get their first append.
+        # A smaller quorum may commit more now; a new member gets its first probe at once
+        # (rather than at the next heartbeat).
         if self.maybe_commit():
             self.bcast_append()
         else:
+            known = current.voters | current.learners
             for member in self.tracker.members():
                 if member != self.id:
-                    self.send_append(member, send_if_empty=False)
+                    self.send_append(member, send_if_empty=member not in known)
         if self.lead_transferee != NONE and self.lead_transferee not in conf.voters:
             self.lead_transferee = NONE
         return conf

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from swarmd.raft import (
     ConfChange,
-    ConfState,
     Config,
+    ConfState,
     Entry,
     EntryType,
     MemoryStorage,
@@ -22,8 +22,8 @@ from swarmd.raft import (
     RaftID,
     RaftLogger,
     RawNode,
-    Ready,
     ReadState,
+    Ready,
 )
 
 
@@ -37,7 +37,7 @@ class FixedRandom(random.Random):
         super().__init__(0)
         self.offset = offset
 
-    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:  # type: ignore[override]
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
         low, high = (0, start) if stop is None else (start, stop)
         return low + min(self.offset, high - low - 1)
 

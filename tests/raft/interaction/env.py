@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from swarmd.raft import (
     ConfChange,
     ConfChangeType,
-    ConfState,
     Config,
+    ConfState,
     Entry,
     EntryType,
     MemoryStorage,
