@@ -65,13 +65,13 @@ def apply_decision(tx: Tx, decision: Decision) -> bool:
                 return False
             tx.tasks.delete(task_id)
             return True
-        case RejectTask(task_id=task_id, message=message, now=now):
+        case RejectTask(task_id=task_id, message=message, err=err, now=now):
             t = tx.tasks.get(task_id)
             if t is None or t.status.state >= tasks.COMPLETE:
                 return False
             t.status.state = tasks.REJECTED
             t.status.message = message
-            t.status.err = message
+            t.status.err = err
             t.status.timestamp.CopyFrom(tasks.timestamp(now))
             tx.tasks.update(t)
             return True

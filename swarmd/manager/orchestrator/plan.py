@@ -59,10 +59,11 @@ class DeleteTask:
 
 @dataclass(frozen=True, slots=True)
 class RejectTask:
-    """Set a task's observed state to REJECTED with a message (if it is not past it already)."""
+    """Set a task's observed state to REJECTED (unless it already stopped), stamped `now`."""
 
     task_id: str
     message: str
+    err: str
     now: float
 
 

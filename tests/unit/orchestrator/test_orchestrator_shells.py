@@ -13,6 +13,7 @@ from orchbuild import DRAIN, S, node
 from swarmd.api import control_pb2, objects_pb2, specs_pb2
 from swarmd.manager.controlapi.services import Services
 from swarmd.manager.orchestrator.driver import RESYNC_DELAY
+from swarmd.manager.orchestrator.enforcer import ConstraintEnforcer
 from swarmd.manager.orchestrator.global_ import GlobalOrchestrator
 from swarmd.manager.orchestrator.reaper import BATCH_INTERVAL, TaskReaper
 from swarmd.manager.orchestrator.replicated import ReplicatedOrchestrator
@@ -51,8 +52,11 @@ class Cluster:
     def live_slots(self, service_id: str) -> list[int]:
         return sorted(t.slot for t in self.live(service_id))
 
-    async def create(self, name: str, replicas: int | None, delay: float = 0.0) -> str:
+    async def create(
+        self, name: str, replicas: int | None, delay: float = 0.0, constraints: tuple[str, ...] = ()
+    ) -> str:
         spec = specs_pb2.ServiceSpec()
+        spec.task.placement.constraints.extend(constraints)
         spec.annotations.name = name
         spec.task.container.image = "swarmd-busybox:latest"
         spec.task.container.command.extend(["sleep", "3600"])
@@ -105,10 +109,11 @@ async def cluster() -> AsyncIterator[Cluster]:
     clock = FakeClock()
     store = MemoryStore(clock=clock)
     c = Cluster(store, clock, Services(store, clock))
-    shells: list[ReplicatedOrchestrator | GlobalOrchestrator | TaskReaper] = [
+    shells: list[ReplicatedOrchestrator | GlobalOrchestrator | TaskReaper | ConstraintEnforcer] = [
         ReplicatedOrchestrator(store, clock),
         GlobalOrchestrator(store, clock),
         TaskReaper(store, clock),
+        ConstraintEnforcer(store, clock),
     ]
     runners = [asyncio.create_task(s.run()) for s in shells]
     await asyncio.sleep(0)
@@ -211,3 +216,22 @@ async def test_shell_resynchronises_after_store_restore(cluster: Cluster):
     await asyncio.sleep(0.01)
     await cluster.clock.advance(RESYNC_DELAY)
     await eventually(lambda: cluster.live_slots(sid) == [1, 2], "tasks recreated after resync")
+
+
+async def test_shell_task_on_node_that_stopped_matching_is_replaced(cluster: Cluster):
+    await cluster.put_node(node("n1", labels={"zone": "a"}))
+    sid = await cluster.create("web", 1, constraints=("node.labels.zone==a",))
+    await eventually(lambda: len(cluster.live(sid)) == 1, "1 task")
+    (t1,) = cluster.live(sid)
+    await cluster.report(t1.id, RUNNING, node_id="n1")
+    await cluster.put_node(node("n1", labels={"zone": "b"}))
+
+    def replaced() -> bool:
+        live = cluster.live(sid)
+        return len(live) == 1 and live[0].id != t1.id
+
+    await eventually(replaced, "the rejected task replaced")
+    old = cluster.store.view(lambda tx: tx.tasks.get(t1.id))
+    assert old is not None
+    assert old.status.state == S.TASK_STATE_REJECTED
+    assert old.desired_state == SHUTDOWN
