@@ -13,6 +13,10 @@ from collections.abc import Iterable, Mapping
 
 from swarmd.api import objects_pb2, types_pb2
 
+# swarmkit scheduler.go: a node where a service failed this often recently is tried last for it.
+FAULTY_FAILURES = 5
+FAULTY_WINDOW = 300.0  # seconds
+
 HostPort = tuple[int, int]
 """(PortConfig.Protocol value, published port) of a host-mode port."""
 
@@ -56,6 +60,7 @@ class NodeInfo:
     """
 
     __slots__ = (
+        "_failures",
         "_host_ports",
         "_node",
         "_reserved_cpu",
@@ -71,6 +76,8 @@ class NodeInfo:
         self._reserved_cpu = 0
         self._reserved_memory = 0
         self._host_ports: Counter[HostPort] = Counter()
+        # service id -> failed task id -> when it failed (seconds since the epoch).
+        self._failures: dict[str, dict[str, float]] = {}
         for task in tasks:
             self.add_task(task)
 
@@ -140,8 +147,28 @@ class NodeInfo:
             self._account(task, -1)
         return task
 
+    def record_failure(self, task: objects_pb2.Task, at: float) -> None:
+        """Remember that the task failed here at `at`; recording a task again changes nothing.
+
+        Failures older than FAULTY_WINDOW before the newest one are forgotten.
+        """
+        failed = self._failures.setdefault(task.service_id, {})
+        failed.setdefault(task.id, at)
+        horizon = max(failed.values()) - FAULTY_WINDOW
+        for task_id in [t for t, when in failed.items() if when < horizon]:
+            del failed[task_id]
+
+    def is_faulty(self, service_id: str, now: float) -> bool:
+        """Whether the service failed at least FAULTY_FAILURES times here in the last
+        FAULTY_WINDOW seconds."""
+        failed = self._failures.get(service_id)
+        if not failed:
+            return False
+        return sum(1 for when in failed.values() if when >= now - FAULTY_WINDOW) >= FAULTY_FAILURES
+
     def clone(self) -> NodeInfo:
-        """An independent copy of the counts (task and node messages are shared, not copied)."""
+        """An independent copy of the counts (task and node messages are shared, not copied;
+        so is the failure history, which planning only reads)."""
         other = NodeInfo.__new__(NodeInfo)
         other._node = self._node
         other._tasks = dict(self._tasks)
@@ -149,6 +176,7 @@ class NodeInfo:
         other._reserved_cpu = self._reserved_cpu
         other._reserved_memory = self._reserved_memory
         other._host_ports = self._host_ports.copy()
+        other._failures = self._failures
         return other
 
     def _account(self, task: objects_pb2.Task, sign: int) -> None:
@@ -170,4 +198,12 @@ class NodeInfo:
         )
 
 
-__all__ = ["HostPort", "NodeInfo", "format_host_port", "host_ports", "reservations"]
+__all__ = [
+    "FAULTY_FAILURES",
+    "FAULTY_WINDOW",
+    "HostPort",
+    "NodeInfo",
+    "format_host_port",
+    "host_ports",
+    "reservations",
+]

@@ -12,6 +12,11 @@ and task event; the planner reads its NodeInfos and pending tasks. Which tasks c
   down, updated, service removed): no agent will ever see it, so the scheduler itself moves it
   to SHUTDOWN (swarmkit#2998, which fixed tasks stuck in PENDING forever).
 
+Failures (FAILED or REJECTED tasks with a node) are remembered on their node, stamped with
+the time the store recorded them (meta.updated_at, the leader's clock), so the planner can try
+a node where a service keeps failing last (swarmkit's faulty-node rule). They are rebuilt from
+the failed tasks still in the store when the set is loaded.
+
 Updates are ordered by the task's meta.version: an older copy never replaces a newer one, so the
 scheduler may record its own writes as soon as they commit, whether or not the watch has
 delivered them yet.
@@ -46,6 +51,16 @@ def is_cancelled(task: objects_pb2.Task) -> bool:
         task.status.state == types_pb2.TASK_STATE_PENDING
         and task.desired_state > types_pb2.TASK_STATE_RUNNING
     )
+
+
+_FAILED_STATES = frozenset({types_pb2.TASK_STATE_FAILED, types_pb2.TASK_STATE_REJECTED})
+
+
+def failed_at(task: objects_pb2.Task) -> float:
+    """When the task's last change was stored (seconds since the epoch); the status timestamp
+    when the store's is missing."""
+    stamp = task.meta.updated_at if task.meta.HasField("updated_at") else task.status.timestamp
+    return stamp.ToNanoseconds() / 1e9
 
 
 class NodeSet:
@@ -117,6 +132,10 @@ class NodeSet:
             if old.meta.version.index > task.meta.version.index:
                 return False
             self._detach(old)
+        if task.node_id and task.status.state in _FAILED_STATES:
+            info = self._nodes.get(task.node_id)
+            if info is not None:
+                info.record_failure(task, failed_at(task))
         if holds_resources(task):
             info = self._nodes.get(task.node_id)
             if info is None:

@@ -15,7 +15,8 @@ How a plan is made:
    group. Each task goes down the tree, at every level into the branch holding the fewest
    tasks of the service (ties: branch order, label values sorted, the unlabelled group last),
    and at the leaf onto the node with the fewest tasks of the service, then the fewest tasks
-   in all, then the lowest node id.
+   in all, then the lowest node id; a node where the service failed repeatedly in the last
+   minutes (NodeInfo.is_faulty) comes after all the others.
 4. A node is re-checked before every task placed on it, since each placement uses up
    reservations, host ports and the per-node replica cap; so nothing is ever over-committed.
    A branch with no node left is skipped. Tasks left over get the pipeline's reason, computed
@@ -77,6 +78,8 @@ def plan(
     nodes: Mapping[str, NodeInfo],
     tasks: Iterable[objects_pb2.Task],
     pipeline: Pipeline | None = None,
+    *,
+    now: float | None = None,
 ) -> Plan:
     """Decide where the pending tasks go.
 
@@ -84,11 +87,13 @@ def plan(
         nodes: the cluster's NodeInfos by id (not modified: the plan works on clones).
         tasks: PENDING tasks, unassigned or pre-assigned (node_id set).
         pipeline: the filters to use (default: `default_filters()`).
+        now: the time (seconds since the epoch) recent failures are judged against; None
+            ignores failure history.
 
     Returns:
         One Assignment or Unplaced per task.
     """
-    planning = _Planning(nodes, pipeline or Pipeline())
+    planning = _Planning(nodes, pipeline or Pipeline(), now)
     groups: dict[GroupKey, list[objects_pb2.Task]] = {}
     preassigned: list[objects_pb2.Task] = []
     for task in tasks:
@@ -112,16 +117,19 @@ class _Branch:
         self.count = count  # tasks of the service in the subtree, placed ones included
         self.full = False
         self.children: list[_Branch] = []
-        # Leaves only: (service tasks, total tasks, node id), the spread order.
-        self.heap: list[tuple[int, int, str]] = []
+        # Leaves only: (faulty, service tasks, total tasks, node id), the spread order.
+        self.heap: list[tuple[bool, int, int, str]] = []
 
 
 class _Planning:
     """One pass: clones of the nodes, the pipeline, and the decisions taken so far."""
 
-    def __init__(self, nodes: Mapping[str, NodeInfo], pipeline: Pipeline) -> None:
+    def __init__(
+        self, nodes: Mapping[str, NodeInfo], pipeline: Pipeline, now: float | None
+    ) -> None:
         self.nodes = {nid: nodes[nid].clone() for nid in sorted(nodes)}
         self.pipeline = pipeline
+        self.now = now
         self.assignments: list[Assignment] = []
         self.unplaced: list[Unplaced] = []
 
@@ -162,7 +170,10 @@ class _Planning:
     def _tree(self, nodes: Sequence[NodeInfo], keys: Sequence[str], service_id: str) -> _Branch:
         branch = _Branch(sum(n.service_tasks(service_id) for n in nodes))
         if not keys:
-            branch.heap = [(n.service_tasks(service_id), n.total_tasks, n.id) for n in nodes]
+            branch.heap = [
+                (self._faulty(n, service_id), n.service_tasks(service_id), n.total_tasks, n.id)
+                for n in nodes
+            ]
             heapq.heapify(branch.heap)
             return branch
         by_value: dict[str | None, list[NodeInfo]] = {}
@@ -171,6 +182,9 @@ class _Planning:
         for value in sorted(by_value, key=lambda v: (v is None, v or "")):
             branch.children.append(self._tree(by_value[value], keys[1:], service_id))
         return branch
+
+    def _faulty(self, node: NodeInfo, service_id: str) -> bool:
+        return self.now is not None and node.is_faulty(service_id, self.now)
 
     def _descend(self, branch: _Branch) -> str | None:
         """Pick a node for one more task of the group under branch; None when it is full."""
@@ -194,9 +208,9 @@ class _Planning:
 
     def _pop_leaf(self, leaf: _Branch) -> str | None:
         while leaf.heap:
-            service_tasks, total, node_id = heapq.heappop(leaf.heap)
+            faulty, service_tasks, total, node_id = heapq.heappop(leaf.heap)
             if self.pipeline.check(self.nodes[node_id]):
-                heapq.heappush(leaf.heap, (service_tasks + 1, total + 1, node_id))
+                heapq.heappush(leaf.heap, (faulty, service_tasks + 1, total + 1, node_id))
                 return node_id
             # The group filled this node up (reservations, ports, max replicas): drop it.
         return None

@@ -160,7 +160,7 @@ class Scheduler:
         # Versions are taken now: events keep updating `state` while the write waits for the
         # store, and a decision must be checked against what it was made from.
         basis = _Basis.of(state)
-        decided = plan(state.nodes, state.pending(), self._pipeline)
+        decided = plan(state.nodes, state.pending(), self._pipeline, now=self._clock.now())
         unplaced = [u for u in decided.unplaced if _reason_changed(state, u)]
         cancelled = [t.id for t in state.cancelled()]
         if not decided.assignments and not unplaced and not cancelled:

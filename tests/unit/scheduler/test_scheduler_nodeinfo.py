@@ -131,3 +131,24 @@ def test_nodeset_node_update_keeps_its_tasks() -> None:
     s.load([node("n", cpus=2)], [running("a", "web", "n", cpus=1)])
     s.put_node(node("n", cpus=8))
     assert s.nodes["n"].available_cpu == 7 * CPU
+
+
+def test_nodeset_remembers_failures_per_node_and_service() -> None:
+    def failed(tid: str, at: float, state: int = types_pb2.TASK_STATE_FAILED):
+        t = task(tid, "web", node_id="n", state=state)
+        t.meta.updated_at.FromSeconds(int(at))
+        return t
+
+    now = 1_700_000_000
+    s = NodeSet()
+    # Loading rebuilds the history from failed tasks still in the store.
+    s.load([node("n")], [failed(f"old{i}", now - 100) for i in range(3)])
+    assert not s.nodes["n"].is_faulty("web", now)
+    s.put_task(failed("r1", now - 10, types_pb2.TASK_STATE_REJECTED))
+    # The same task seen again (a later update of a failed task) is one failure, not two.
+    s.put_task(failed("r1", now - 5, types_pb2.TASK_STATE_REJECTED))
+    assert not s.nodes["n"].is_faulty("web", now)
+    s.put_task(failed("f2", now - 1))
+    assert s.nodes["n"].is_faulty("web", now)
+    assert not s.nodes["n"].is_faulty("db", now)
+    assert not s.nodes["n"].is_faulty("web", now + 300)

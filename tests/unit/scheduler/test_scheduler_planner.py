@@ -312,3 +312,24 @@ def test_planner_spread_preference_balances_zones(tasks_n, extra_nodes_in_a) -> 
     p = plan(infos(nodes), tasks(tasks_n, spread=["node.labels.zone"]))
     zone_a = sum(1 for n in placed(p).values() if n.startswith("a"))
     assert abs(zone_a - (tasks_n - zone_a)) <= 1
+
+
+def _failed_on(info, service: str, count: int, at: float) -> None:
+    for i in range(count):
+        info.record_failure(task(f"{service}-failed-{i}", service, node_id=info.id), at)
+
+
+def test_planner_tries_a_node_where_the_service_keeps_failing_last() -> None:
+    nodes = infos([node("a"), node("b"), node("c")])
+    now = 1_700_000_000.0
+    _failed_on(nodes["a"], "svc", 5, now - 60)  # five failures in the last five minutes
+    _failed_on(nodes["b"], "svc", 4, now - 60)  # four are not enough
+    _failed_on(nodes["c"], "other", 9, now - 60)  # another service's failures do not count
+    p = plan(nodes, tasks(4), now=now)
+    assert [a.node_id for a in p.assignments] == ["b", "c", "b", "c"]
+    # Still used when nothing else fits.
+    p = plan(nodes, tasks(4, constraints=["node.id==a"]), now=now)
+    assert per_node(p) == {"a": 4}
+    # Old failures are forgotten; without a time, history is ignored.
+    assert per_node(plan(nodes, tasks(3), now=now + 301)) == {"a": 1, "b": 1, "c": 1}
+    assert per_node(plan(nodes, tasks(3))) == {"a": 1, "b": 1, "c": 1}
