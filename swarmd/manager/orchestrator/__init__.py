@@ -1,4 +1,31 @@
 """The orchestrators: leader-only components that create and retire tasks.
 
-Manager layer. See README.md in this package for the map of modules.
+Manager layer. Each component is a pure core plus an async shell with `run()` (see README.md):
+`ReplicatedOrchestrator`, `GlobalOrchestrator`, `TaskReaper` and `ConstraintEnforcer`, all
+taking the store and a Clock. `Updater` is the seam for rolling updates.
 """
+
+from swarmd.manager.orchestrator.enforcer import ConstraintEnforcer, ConstraintEnforcerCore
+from swarmd.manager.orchestrator.global_ import GlobalOrchestrator, GlobalReconciler
+from swarmd.manager.orchestrator.plan import Decision
+from swarmd.manager.orchestrator.reaper import TaskReaper, TaskReaperCore
+from swarmd.manager.orchestrator.replicated import ReplicatedOrchestrator, ReplicatedReconciler
+from swarmd.manager.orchestrator.restart import RestartSupervisor
+from swarmd.manager.orchestrator.task import new_task
+from swarmd.manager.orchestrator.update import ReplaceAllUpdater, Updater
+
+__all__ = [
+    "ConstraintEnforcer",
+    "ConstraintEnforcerCore",
+    "Decision",
+    "GlobalOrchestrator",
+    "GlobalReconciler",
+    "ReplaceAllUpdater",
+    "ReplicatedOrchestrator",
+    "ReplicatedReconciler",
+    "RestartSupervisor",
+    "TaskReaper",
+    "TaskReaperCore",
+    "Updater",
+    "new_task",
+]

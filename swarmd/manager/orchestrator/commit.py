@@ -10,6 +10,7 @@ pass sees the real state and decides again.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Sequence
 from typing import assert_never
 
@@ -96,26 +97,39 @@ async def commit_plan(store: MemoryStore, plan: Sequence[Decision], component: s
     if not plan:
         return 0
 
-    def fn(batch: Batch) -> int:
-        applied = 0
+    def fn(batch: Batch) -> Counter[str]:
+        applied: Counter[str] = Counter()
         for decision in plan:
+            kind = type(decision).__name__
             try:
                 if batch.update(functools.partial(apply_decision, decision=decision)):
-                    applied += 1
+                    applied[kind] += 1
             except errors.SwarmError as err:
                 _log.warning(
                     "orchestrator decision failed",
                     orchestrator=component,
-                    decision=type(decision).__name__,
+                    decision=kind,
+                    task_id=_task_of(decision),
                     error=str(err),
                 )
         return applied
 
     applied = await store.batch(fn)
-    _log.debug(
-        "orchestrator plan committed", orchestrator=component, decisions=len(plan), applied=applied
-    )
-    return applied
+    total = sum(applied.values())
+    if total:
+        # One line per plan (not per task): plans of a big scale can hold thousands.
+        _log.info("orchestrator plan committed", orchestrator=component, **dict(applied))
+    else:
+        _log.debug("orchestrator plan had no effect", orchestrator=component, decisions=len(plan))
+    return total
+
+
+def _task_of(decision: Decision) -> str:
+    if isinstance(decision, CreateTask):
+        return decision.task.id
+    if isinstance(decision, ReplaceTask):
+        return decision.old_task_id
+    return decision.task_id
 
 
 __all__ = ["apply_decision", "commit_plan"]

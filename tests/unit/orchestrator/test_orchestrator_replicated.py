@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from orchbuild import (
     DOWN_NODE,
     DRAIN,
@@ -359,3 +363,45 @@ def test_replicated_taskinit_fixes_what_the_previous_leader_left():
     h.now = T0 + 6  # 4 s of the 10 s delay had passed before the leader changed
     h.settle()
     assert h.get("waiting").desired_state == RUNNING
+
+
+# -- properties ---------------------------------------------------------------------------
+
+placements = st.lists(st.sampled_from(["A", "B", "C", "D", ""]), min_size=1, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(placements, st.integers(min_value=0, max_value=30))
+def test_replicated_victims_leave_the_most_even_spread_possible(nodes, keep):
+    svc = service()
+    slots = {i + 1: [task(f"t{i}", svc, i + 1, n)] for i, n in enumerate(nodes)}
+    keep = min(keep, len(slots))
+    victims = choose_victims(slots, len(slots) - keep)
+    assert len(set(victims)) == len(slots) - keep
+    left = [slots[s][0].node_id for s in slots if s not in victims]
+    unplaced_left = left.count("")
+    counts = Counter(n for n in left if n)
+    # Unassigned tasks go first, so some remain only when every placed one was kept.
+    assert unplaced_left == 0 or len(left) - unplaced_left == sum(1 for n in nodes if n)
+    placed = Counter(n for n in nodes if n)
+    target = len(left) - unplaced_left
+    # The lowest possible maximum per node for `target` tasks given what each node had.
+    best = next(m for m in range(31) if sum(min(c, m) for c in placed.values()) >= target)
+    assert max(counts.values(), default=0) == best
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=12), max_size=12, unique=True),
+    st.integers(min_value=0, max_value=12),
+)
+def test_replicated_reconcile_converges_to_the_replica_count(existing, replicas):
+    svc = service(replicas=replicas)
+    tasks = [task(f"t{s}", svc, s, "A") for s in existing]
+    plan = reconcile(svc, tasks)
+    live = (len(existing) - len(removed(plan))) + len(created_slots(plan))
+    assert live == replicas
+    # Nothing left to do once the plan is applied.
+    kept = [t for t in tasks if t.id not in removed(plan)]
+    kept += [d.task for d in plan if isinstance(d, CreateTask)]
+    assert reconcile(svc, kept) == []
