@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from swarmd.agent.exec import Controller, Executor
 from swarmd.api import objects_pb2, types_pb2
 from swarmd.dockerexec.adapter import (
     DEFAULT_CALL_TIMEOUT,
@@ -156,13 +157,20 @@ class DockerExecutor:
             if record.task_id in keep_set:
                 continue
             await self.adapter.remove(record.container_id)
-            removed.add(record.task_id)
+            if record.task_id:
+                removed.add(record.task_id)
             _log.info(
                 "removed container of unknown task",
                 task_id=record.task_id,
                 container=record.name,
             )
         return sorted(removed)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(e: DockerExecutor, c: DockerController) -> tuple[Executor, Controller]:
+        return e, c  # mypy checks both protocols here
 
 
 __all__ = ["ContainerRecord", "DockerExecutor", "describe_engine"]

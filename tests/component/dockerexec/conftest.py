@@ -25,13 +25,18 @@ def _engine() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=10)
         client.ping()
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         pytest.skip(f"no docker engine: {err}")
     try:
         client.images.get(IMAGE)
     except docker.errors.ImageNotFound:
         pytest.skip(f"image {IMAGE} missing (make image)")
     return client
+
+
+def containers_with(engine: docker.DockerClient, label: str, value: str) -> list:
+    """All containers (any state) whose `label` is `value`."""
+    return engine.containers.list(all=True, filters={"label": f"{label}={value}"})
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from swarmd.agent.exec import TaskNoop, do
 from swarmd.api import types_pb2 as t
 from swarmd.dockerexec.container import LABEL_NODE_ID, LABEL_TASK_ID
-from tests.component.dockerexec.conftest import make_task
+from tests.component.dockerexec.conftest import containers_with, make_task
 
 pytestmark = pytest.mark.docker
 
@@ -19,16 +19,16 @@ def name(state):
     return t.TaskState.Name(state).removeprefix("TASK_STATE_")
 
 
-async def step(task, ctlr, timeout=30):
-    async with asyncio.timeout(timeout):
+async def step(task, ctlr, limit=30):
+    async with asyncio.timeout(limit):
         status = await do(task, ctlr)
     task.status.CopyFrom(status)
     return status
 
 
-async def run_until_noop(task, ctlr, timeout=30):
+async def run_until_noop(task, ctlr, limit=30):
     seen = []
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(limit):
         while True:
             try:
                 status = await do(task, ctlr)
@@ -101,7 +101,7 @@ async def test_task_fails_on_exit_3_with_the_code(executor):
     assert task.status.container.exit_code == 3
     # wait() on an already exited container answers at once, from one inspect.
     task.status.state = t.TASK_STATE_RUNNING
-    status = await step(task, ctlr, timeout=10)
+    status = await step(task, ctlr, limit=10)
     assert status.err == "task: non-zero exit (3)"
 
 
@@ -165,9 +165,7 @@ async def test_prepare_adopts_the_existing_container_of_the_task(executor, engin
     assert again.container_id == first.container_id
     await again.start()  # already running: not started twice
     assert (await again.observe()).container.pid == task.status.container.pid
-    assert (
-        len(engine.containers.list(all=True, filters={"label": f"{LABEL_TASK_ID}={task.id}"})) == 1
-    )
+    assert len(containers_with(engine, LABEL_TASK_ID, task.id)) == 1
 
 
 async def test_prune_never_touches_other_nodes_containers(make_executor, engine):
@@ -183,10 +181,8 @@ async def test_prune_never_touches_other_nodes_containers(make_executor, engine)
     assert await mine.list_task_ids() == {keep.id}
     assert await theirs.list_task_ids() == {other.id}
     assert await mine.prune([]) == [keep.id]
-    labels = engine.containers.list(
-        all=True, filters={"label": f"{LABEL_NODE_ID}={theirs.node_id}"}
-    )
-    assert [c.labels[LABEL_TASK_ID] for c in labels] == [other.id]
+    left = containers_with(engine, LABEL_NODE_ID, theirs.node_id)
+    assert [c.labels[LABEL_TASK_ID] for c in left] == [other.id]
 
 
 def health(test, retries=1):
