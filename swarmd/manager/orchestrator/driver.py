@@ -8,8 +8,9 @@ core for a plan against a fresh read-only view and writes it with `commit.commit
 Cores are plain objects (the `Reconciler` protocol) driven with `now` = Clock.now(), so tests
 poke them synchronously; this loop runs them against a real MemoryStore and a Clock.
 
-A watch-queue overflow (the loop fell behind) is not fatal: the loop subscribes again and
-runs the start-up pass again, which re-derives everything from the store.
+A watch-queue overflow (the loop fell behind), an unavailable store or a failing core are not
+fatal: after `RESYNC_DELAY` the loop subscribes again and runs the start-up pass again, which
+re-derives everything from the store. Only cancellation (and NotLeader) ends it.
 """
 
 from __future__ import annotations
@@ -105,7 +106,10 @@ async def _follow(store: MemoryStore, clock: Clock, core: Reconciler) -> None:
         while True:
             wake = core.next_wakeup()
             timeout = None if wake is None else max(0.0, wake - clock.now())
-            item = await _next_item(sub, clock, timeout)
+            try:
+                item = await _next_item(sub, clock, timeout)
+            except StopAsyncIteration:
+                return  # the subscription was closed: nothing more to follow
             if isinstance(item, Event):
                 core.handle(item, clock.now())
                 continue
@@ -122,11 +126,17 @@ async def run_reconciler(store: MemoryStore, clock: Clock, core: Reconciler) -> 
         while True:
             try:
                 await _follow(store, clock, core)
-                return  # the subscription was closed from outside: nothing more to follow
+                return
             except errors.Unavailable as err:
                 # The watch overflowed or the proposer is unavailable: start over shortly.
                 log.warning("orchestrator resynchronising", reason=str(err))
-                await clock.sleep(RESYNC_DELAY)
+            except errors.NotLeader:
+                raise  # leadership moved: the manager stops the leader components
+            except Exception:
+                # A bug in a reconcile step must not take the leader down: the start-up pass
+                # re-derives everything from the store.
+                log.exception("orchestrator failed, restarting")
+            await clock.sleep(RESYNC_DELAY)
     finally:
         log.info("orchestrator stopped")
 

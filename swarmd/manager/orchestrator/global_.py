@@ -179,15 +179,15 @@ class GlobalReconciler:
                 for t in tx.tasks.find_by_service(service_id)
                 if t.desired_state < tasks.REMOVE
             )
-        services = [s for s in tx.services.list() if tasks.is_global(s)]
-        nodes = tx.nodes.list()
-        for service in services:
-            if service.id in self._services:
-                out.extend(
-                    self._reconcile(service, nodes, tx.tasks.find_by_service(service.id), now)
-                )
-        for node_id in sorted(self._nodes):
-            out.extend(self._reconcile_node(tx, node_id, services, now))
+        if self._services or self._nodes:
+            services = [s for s in tx.services.list() if tasks.is_global(s)]
+            nodes = tx.nodes.list() if self._services else []
+            for service in services:
+                if service.id in self._services:
+                    found = tx.tasks.find_by_service(service.id)
+                    out.extend(self._reconcile(service, nodes, found, now))
+            for node_id in sorted(self._nodes):
+                out.extend(self._reconcile_node(tx, node_id, services, now))
         self._removed.clear()
         self._services.clear()
         self._nodes.clear()

@@ -12,11 +12,11 @@ from orchbuild import DRAIN, S, node
 
 from swarmd.api import control_pb2, objects_pb2, specs_pb2
 from swarmd.manager.controlapi.services import Services
-from swarmd.manager.orchestrator.driver import RESYNC_DELAY
+from swarmd.manager.orchestrator.driver import RESYNC_DELAY, run_reconciler
 from swarmd.manager.orchestrator.enforcer import ConstraintEnforcer
 from swarmd.manager.orchestrator.global_ import GlobalOrchestrator
 from swarmd.manager.orchestrator.reaper import BATCH_INTERVAL, TaskReaper
-from swarmd.manager.orchestrator.replicated import ReplicatedOrchestrator
+from swarmd.manager.orchestrator.replicated import ReplicatedOrchestrator, ReplicatedReconciler
 from swarmd.manager.store import MemoryStore, Tx
 from swarmd.testing.fake_clock import FakeClock
 
@@ -235,3 +235,34 @@ async def test_shell_task_on_node_that_stopped_matching_is_replaced(cluster: Clu
     assert old is not None
     assert old.status.state == S.TASK_STATE_REJECTED
     assert old.desired_state == SHUTDOWN
+
+
+class FailingOnce(ReplicatedReconciler):
+    """A core with a bug that shows once: the shell must log it and start over."""
+
+    failed = False
+
+    def plan(self, tx, now):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("reconcile bug")
+        return super().plan(tx, now)
+
+
+async def test_shell_restarts_a_failing_core_after_a_pause():
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    c = Cluster(store, clock, Services(store, clock))
+    core = FailingOnce()
+    runner = asyncio.create_task(run_reconciler(store, clock, core))
+    try:
+        sid = await c.create("web", 2)
+        await eventually(lambda: core.failed, "the failure")
+        await asyncio.sleep(0.01)
+        assert c.live(sid) == []
+        await clock.advance(RESYNC_DELAY)
+        await eventually(lambda: c.live_slots(sid) == [1, 2], "tasks after the restart")
+        assert not runner.done()
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
