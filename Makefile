@@ -182,7 +182,9 @@ status: ## Show nodes, services and tasks of the `make up` cluster
 	@$(SWARMCTL) node ls; echo; $(SWARMCTL) service ls; echo; $(SWARMCTL) task ls
 
 down: ## Stop the `make up` cluster, remove its containers and ./.swarmd
-	@if [ -f $(STATE_DIR)/swarmd.pid ]; then
+	@# The node id (CN of its certificate) says which containers are this cluster's.
+	node_id="$$($(PY) -c 'import sys; from cryptography import x509; from cryptography.x509.oid import NameOID as N; c = x509.load_pem_x509_certificate(open(sys.argv[1], "rb").read()); print(c.subject.get_attributes_for_oid(N.COMMON_NAME)[0].value)' $(STATE_DIR)/certificates/swarm-node.crt 2>/dev/null || true)"
+	if [ -f $(STATE_DIR)/swarmd.pid ]; then
 		pid="$$(cat $(STATE_DIR)/swarmd.pid)"
 		if kill -0 "$$pid" 2>/dev/null; then
 			echo "[down] stopping swarmd (pid $$pid)"
@@ -193,8 +195,8 @@ down: ## Stop the `make up` cluster, remove its containers and ./.swarmd
 			fi
 		fi
 	fi
-	if docker info >/dev/null 2>&1; then
-		ids="$$(docker ps -aq --filter label=swarmd.node.id)"
+	if [ -n "$$node_id" ] && docker info >/dev/null 2>&1; then
+		ids="$$(docker ps -aq --filter label=swarmd.node.id=$$node_id)"
 		if [ -n "$$ids" ]; then
 			echo "[down] removing $$(wc -w <<<"$$ids") swarmd containers"
 			xargs docker rm -f <<<"$$ids" >/dev/null

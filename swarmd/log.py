@@ -75,7 +75,8 @@ def configure(level: str = "info", fmt: Format = "console") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(lvl)
-    for noisy in ("urllib3", "docker", "asyncio"):
+    # grpc._cython logs "Loaded running loop" at debug for every call.
+    for noisy in ("urllib3", "docker", "asyncio", "grpc"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, lvl))
 
 

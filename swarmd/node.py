@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import structlog
 from grpc import aio
 
 from swarmd import errors
 from swarmd.agent import Agent, Remotes, describe_host
+from swarmd.agent.exec import Executor
+from swarmd.agent.reporter import StatusReporter
+from swarmd.agent.taskdb import TaskDB
+from swarmd.agent.worker import Worker
 from swarmd.api import objects_pb2, specs_pb2, types_pb2
 from swarmd.ca import bootstrap, certstore, join
 from swarmd.ca.renewer import Renewer
@@ -32,13 +37,27 @@ from swarmd.rpc.channel import manager_channel
 _log = structlog.get_logger(component="node")
 
 MANAGERS_FILE = "managers.json"
+TASKS_DB = "worker/tasks.db"
+
+# Makes the node's executor from (node id, engine address); entering it starts the executor.
+ExecutorFactory = Callable[[str, str], contextlib.AbstractAsyncContextManager[Executor]]
+
+
+def docker_executor(
+    node_id: str, engine_addr: str
+) -> contextlib.AbstractAsyncContextManager[Executor]:
+    """The real executor: containers on the Docker Engine at `engine_addr`."""
+    from swarmd.dockerexec import DockerExecutor
+
+    return DockerExecutor(node_id, base_url=engine_addr)
 
 
 class Node:
     """One swarmd process."""
 
-    def __init__(self, config: NodeConfig) -> None:
+    def __init__(self, config: NodeConfig, executor_factory: ExecutorFactory | None = None) -> None:
         self._cfg = config
+        self._executor_factory = executor_factory or docker_executor
         self.manager: Manager | None = None
         self.agent: Agent | None = None
 
@@ -46,14 +65,17 @@ class Node:
         cfg = self._cfg
         creds = certstore.load(cfg.state_dir)
         fresh_cluster: bootstrap.ClusterBootstrap | None = None
+        joined_managers: list[str] = []
         if creds is None and cfg.join_addr is not None:
-            creds = await join.join(
+            joined = await join.join_cluster(
                 str(cfg.join_addr),
                 cfg.join_token,
                 cfg.state_dir,
                 cfg.hostname,
                 [cfg.advertised_remote_api()],
             )
+            creds = joined.credentials
+            joined_managers = [m.addr for m in joined.managers if m.addr]
         elif creds is None:
             fresh_cluster = bootstrap.init_cluster_ca(cfg.hostname, cfg.advertised_remote_api())
             creds = fresh_cluster.credentials
@@ -61,17 +83,21 @@ class Node:
         _log.info("node starting", hostname=cfg.hostname, cluster_id=creds.cluster_id)
 
         security = SecurityConfig(creds)
-        remotes = Remotes(cfg.state_dir / MANAGERS_FILE, self._initial_remotes(creds))
+        hosts_store = creds.is_manager and (fresh_cluster is not None or cfg.raft_dir.exists())
+        own = [cfg.advertised_remote_api()] if hosts_store else []
+        remotes = Remotes(cfg.state_dir / MANAGERS_FILE, own)
+        if joined_managers:
+            remotes.update([*remotes.addrs(), *joined_managers])
 
         async with asyncio.TaskGroup() as tg:
-            if creds.is_manager:
+            if hosts_store:
                 await self._start_manager(tg, security, fresh_cluster)
-            self.agent = Agent(
-                remotes,
-                lambda addr: manager_channel(addr, security),
-                lambda: describe_host(cfg.hostname, [cfg.advertised_remote_api()]),
-            )
-            tg.create_task(self.agent.run(), name="agent")
+            elif creds.is_manager:
+                # TODO(lead): the Raft issue (#4) makes a joined manager replicate the store.
+                # Until then it holds a manager certificate but no store replica, so it serves
+                # nothing and runs only its agent.
+                _log.warning("joined as manager; no store replica until raft replication exists")
+            tg.create_task(self._run_agent(creds.node_id, remotes, security), name="agent")
             tg.create_task(
                 Renewer(
                     security, cfg.state_dir, lambda: self._renewal_channel(remotes, security)
@@ -79,10 +105,37 @@ class Node:
                 name="renewer",
             )
 
-    def _initial_remotes(self, creds: certstore.NodeCredentials) -> list[str]:
-        if creds.is_manager:
-            return [self._cfg.advertised_remote_api()]
-        return []
+    async def _describe(self, executor: Executor) -> types_pb2.NodeDescription:
+        """The engine's view of this node, with the operator's hostname and our addresses."""
+        cfg = self._cfg
+        try:
+            desc = await executor.describe()
+        except errors.SwarmError as err:
+            _log.warning("engine unavailable; describing the host instead", error=str(err))
+            desc = describe_host(cfg.hostname, [])
+        desc.hostname = cfg.hostname
+        del desc.addresses[:]
+        desc.addresses.append(cfg.advertised_remote_api())
+        return desc
+
+    async def _run_agent(self, node_id: str, remotes: Remotes, security: SecurityConfig) -> None:
+        cfg = self._cfg
+        (cfg.state_dir / TASKS_DB).parent.mkdir(mode=0o700, exist_ok=True)
+        async with contextlib.AsyncExitStack() as stack:
+            executor = await stack.enter_async_context(
+                self._executor_factory(node_id, cfg.engine_addr)
+            )
+            db = await TaskDB.open(cfg.state_dir / TASKS_DB)
+            stack.push_async_callback(db.close)
+            reporter = StatusReporter()
+            self.agent = Agent(
+                remotes,
+                lambda addr: manager_channel(addr, security),
+                lambda: self._describe(executor),
+                Worker(executor, db, reporter),
+                reporter,
+            )
+            await self.agent.run()
 
     @staticmethod
     def _renewal_channel(remotes: Remotes, security: SecurityConfig) -> aio.Channel:

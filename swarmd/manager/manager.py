@@ -3,8 +3,8 @@
 Built and run by `swarmd.node.Node` for manager nodes. Listeners: the local control socket
 (swarmctl, no TLS, 0600), the cluster port (mutual TLS for everything: control for manager
 certificates, dispatcher, CA renewal) and the join port (TLS with server auth only: root CA and
-join-token issuance). Until Raft replication lands, one manager holds the whole store, persisted by its
-LocalProposer.
+join-token issuance). Until Raft replication lands, one manager holds the whole store, persisted
+by its LocalProposer, and runs the leader's components (`leader.py`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from swarmd.ca.rootca import RootCA
 from swarmd.ca.security import SecurityConfig
 from swarmd.ca.server import CAServicer, NodeCAServicer
 from swarmd.ca.tokens import new_join_token
+from swarmd.clock import Clock, SystemClock
 from swarmd.manager.controlapi import ControlServicer
 from swarmd.manager.dispatcher import DispatcherServicer
+from swarmd.manager.leader import leader_components, run_leader
 from swarmd.manager.store import MemoryStore
 from swarmd.rpc import server as rpcserver
 
@@ -51,6 +53,7 @@ class Manager:
         cluster_id: str,
         listeners: Listeners,
         join_cert: tuple[bytes, bytes],
+        clock: Clock | None = None,
     ) -> None:
         self._store = store
         self._security = security
@@ -58,6 +61,7 @@ class Manager:
         self._cluster_id = cluster_id
         self._listeners = listeners
         self._join_cert = join_cert
+        self._clock = clock or SystemClock()
         self.ready = asyncio.Event()
         self.remote_port = 0
         self.join_port = 0
@@ -65,7 +69,7 @@ class Manager:
     async def run(self) -> None:
         """Serve until cancelled, then stop the listeners gracefully."""
         control = ControlServicer(self._store, token_factory=new_join_token)
-        dispatcher = DispatcherServicer(self._store, self._root_ca.cert_pem)
+        dispatcher = DispatcherServicer(self._store, self._root_ca.cert_pem, self._clock)
         ca = CAServicer(self._root_ca)
         node_ca = NodeCAServicer(self._store, self._root_ca)
 
@@ -97,7 +101,7 @@ class Manager:
                 join_port=self.join_port,
             )
             self.ready.set()
-            await dispatcher.run()
+            await run_leader(leader_components(self._store, self._clock, dispatcher))
         finally:
             await asyncio.shield(
                 asyncio.gather(*(srv.stop(STOP_GRACE) for srv in servers), return_exceptions=True)

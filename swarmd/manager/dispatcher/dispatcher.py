@@ -28,9 +28,11 @@ from swarmd.rpc.auth import current_peer
 
 _log = structlog.get_logger(component="dispatcher")
 
-DEFAULT_HEARTBEAT_PERIOD = 5.0
+DEFAULT_HEARTBEAT_PERIOD = 2.0
 # A node is DOWN after missing this many periods (SwarmKit: 3).
 GRACE_MULTIPLIER = 3.0
+# A node whose session stream broke is DOWN after this many periods unless it reconnects.
+DISCONNECT_GRACE_MULTIPLIER = 1.0
 _READY = objects_pb2.NodeStatus.STATE_READY
 _DOWN = objects_pb2.NodeStatus.STATE_DOWN
 _DISCONNECTED = objects_pb2.NodeStatus.STATE_DISCONNECTED
@@ -146,8 +148,10 @@ class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):
             node = self._store.view(lambda tx: tx.nodes.get(node_id))
             if node is not None and node.status.state == _READY:
                 await self._set_status(node_id, _DISCONNECTED, "session closed")
-            # It still gets the grace to come back before it is DOWN.
-            self._tracker.watch_unknown(node_id, self._clock.monotonic())
+            # It gets one heartbeat period to come back before it is DOWN.
+            self._tracker.disconnected(
+                node_id, self._clock.monotonic(), self._period * DISCONNECT_GRACE_MULTIPLIER
+            )
         except errors.SwarmError as err:
             _log.warning("cannot mark node disconnected", node_id=node_id, error=str(err))
 

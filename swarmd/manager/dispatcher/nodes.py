@@ -51,6 +51,19 @@ class HeartbeatTracker:
         if node_id not in self._nodes:
             self._nodes[node_id] = _Entry("", now + 2 * self._grace, registered=False)
 
+    def disconnected(self, node_id: str, now: float, grace: float) -> None:
+        """The node's session broke: expect it back within `grace` (if that is sooner).
+
+        A broken stream is a strong sign (the agent's process or host is gone, or the network
+        reset the connection); a busy but healthy node keeps its connection and is judged by
+        its heartbeats alone.
+        """
+        entry = self._nodes.get(node_id)
+        if entry is None:
+            self._nodes[node_id] = _Entry("", now + grace, registered=False)
+        elif not entry.registered:
+            entry.deadline = min(entry.deadline, now + grace)
+
     def heartbeat(self, node_id: str, session_id: str, now: float) -> None:
         """Record a beat; raise InvalidArgument for a session that is not the node's current one."""
         entry = self._nodes.get(node_id)

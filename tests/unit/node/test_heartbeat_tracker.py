@@ -49,3 +49,25 @@ def test_ended_session_only_ends_when_current() -> None:
     assert t.is_current("n1", new)
     assert t.end_session("n1", new)
     assert not t.is_current("n1", new)
+
+
+def test_broken_session_shortens_the_deadline_but_never_extends_it() -> None:
+    t = HeartbeatTracker(grace=3.0)
+    sid = t.register("n1", now=0.0)
+    assert t.end_session("n1", sid)
+    t.disconnected("n1", now=0.5, grace=1.0)
+    assert t.expired(1.4) == []
+    assert t.expired(1.6) == ["n1"]
+    sid = t.register("n2", now=0.0)
+    assert t.end_session("n2", sid)
+    t.disconnected("n2", now=2.9, grace=1.0)  # later than its heartbeat deadline
+    assert t.expired(3.1) == ["n2"]
+
+
+def test_a_reconnected_node_is_not_expired_by_its_old_disconnect() -> None:
+    t = HeartbeatTracker(grace=3.0)
+    sid = t.register("n1", now=0.0)
+    t.end_session("n1", sid)
+    t.disconnected("n1", now=0.1, grace=1.0)
+    t.register("n1", now=0.5)
+    assert t.expired(2.0) == []
