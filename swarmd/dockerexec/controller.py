@@ -131,10 +131,10 @@ class DockerController:
         info: Info | None = await self._require()
         while True:
             if info is not None:
-                health = info.get("State", {}).get("Health", {}).get("Status")
-                if health == "healthy":
+                health = spec.health_state(info)
+                if health == types_pb2.HEALTH_STATE_HEALTHY:
                     return
-                if health == "unhealthy":
+                if health == types_pb2.HEALTH_STATE_UNHEALTHY:
                     raise ContainerUnhealthy()
                 if not spec.is_running(info):
                     raise _exit_error(spec.exit_code(info), "exited before it became healthy")
