@@ -220,8 +220,8 @@ class RestartSupervisor:
         return task_id in self._delayed
 
     def delayed(self) -> list[DelayedStart]:
-        """The pending delayed starts (copies are not needed: read-only use)."""
-        return list(self._delayed.values())
+        """The pending delayed starts, soonest first (the supervisor's entries: do not modify)."""
+        return sorted(self._delayed.values(), key=lambda e: (e.start_at(), e.task_id))
 
     def observe_task(self, task: objects_pb2.Task) -> None:
         """A task changed: a replacement waiting for it may go once it stopped."""
