@@ -121,7 +121,7 @@ class DockerAdapter:
                 return await fut
         except TimeoutError as err:
             raise TemporaryError(
-                f"docker {op}: the engine did not answer within {budget:.0f}s"
+                f"docker {op}: the engine did not answer within {budget:g}s"
             ) from err
 
     def _call(self, op: str, fn: Callable[[docker.DockerClient], T]) -> T:
