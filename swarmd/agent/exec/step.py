@@ -169,6 +169,10 @@ async def do(
 ) -> types_pb2.TaskStatus:
     """Advance `task` by one step with `controller`; return its new status (a new message).
 
+    `task` is not modified. For a RUNNING task this blocks in `controller.wait()` until the
+    process exits; to act on a new desired state meanwhile, cancel the call and call do()
+    again with the updated task (the cancelled step leaves the state unchanged).
+
     Raises:
         TaskNoop: nothing to do until the desired state changes.
         TaskRetry: a temporary controller error; `err.status` records it in the same state.
