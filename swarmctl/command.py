@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Awaitable, Callable
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from swarmctl.client import Client
 from swarmd import errors
@@ -27,7 +27,13 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are exceptions, so that the entry point prints one line.
 
     argparse would print the usage and exit 2; swarmctl's contract is one line and exit 1.
+    Abbreviated flags are off: `--env` on `service update` must be an unknown flag, not a
+    guess between `--env-add` and `--env-rm`.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """Raise instead of printing usage and exiting."""

@@ -14,6 +14,7 @@ import argparse
 import math
 import re
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 
 from google.protobuf import duration_pb2
 
@@ -62,7 +63,8 @@ def parse_duration_nanos(text: str) -> int:
     value = text.strip()
     if value == "0":
         return 0
-    pos, total = 0, 0.0
+    # Exact arithmetic: a float would lose nanoseconds beyond about 104 days.
+    pos, total = 0, Fraction(0)
     while pos < len(value):
         m = _DURATION_PART.match(value, pos)
         if m is None:
@@ -70,7 +72,7 @@ def parse_duration_nanos(text: str) -> int:
                 f"invalid duration {text!r}: use a number with a unit (ns, us, ms, s, m, h), "
                 "e.g. 10s, 500ms or 1m30s"
             )
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        total += Fraction(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
     if pos == 0:
         raise FlagError(f"invalid duration {text!r}: empty")

@@ -1,0 +1,87 @@
+"""The entry point's contract without a manager: help, usage errors, exit codes, one line."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from swarmctl.cli import run
+
+
+def _run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        rc = run(list(argv), out, err)
+    except SystemExit as exit_:  # --help
+        rc = int(exit_.code or 0)
+    return rc, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ((), "the following arguments are required: RESOURCE"),
+        (("node",), "the following arguments are required: COMMAND"),
+        (("node", "ls", "--bogus"), "unrecognized arguments: --bogus"),
+        (("service", "scale", "web"), "must be SERVICE=REPLICAS"),
+        (("--timeout", "soon", "node", "ls"), "invalid duration 'soon'"),
+    ],
+)
+def test_usage_errors_are_one_line_with_exit_1(argv, message) -> None:
+    rc, out, err = _run(*argv)
+    assert rc == 1
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("swarmctl: error: ")
+    assert message in err
+
+
+def test_missing_socket_is_one_line(tmp_path) -> None:
+    rc, out, err = _run("-s", str(tmp_path / "none.sock"), "service", "ls")
+    assert (rc, out) == (1, "")
+    assert err == (
+        f"swarmctl: error: cannot connect to swarmd: control socket {tmp_path / 'none.sock'} "
+        "does not exist (is swarmd running? set -s/--socket or SWARM_SOCKET)\n"
+    )
+
+
+def test_remote_without_certificates_is_one_line() -> None:
+    rc, _, err = _run("--addr", "127.0.0.1:4242", "--cert", "c.pem", "node", "ls")
+    assert rc == 1
+    assert err == "swarmctl: error: --addr needs --key, --ca\n"
+
+
+VERBS = {
+    "service": ("create", "inspect", "ls", "update", "scale", "rm"),
+    "task": ("ls", "inspect"),
+    "node": ("ls", "inspect", "update", "activate", "pause", "drain", "promote", "demote", "rm"),
+    "cluster": ("inspect", "update"),
+    "secret": ("create", "ls", "inspect", "rm"),
+    "config": ("create", "ls", "inspect", "rm"),
+}
+
+
+def test_help_exits_0_for_every_command(capsys) -> None:
+    assert _run("--help")[0] == 0
+    top = capsys.readouterr().out
+    for resource, verbs in VERBS.items():
+        assert resource in top
+        assert _run(resource, "--help")[0] == 0
+        assert capsys.readouterr().out.startswith(f"usage: swarmctl {resource}")
+        for verb in verbs:
+            assert _run(resource, verb, "--help")[0] == 0
+            assert capsys.readouterr().out.startswith(f"usage: swarmctl {resource} {verb}")
+
+
+def test_help_lists_the_flags_of_the_issue(capsys) -> None:
+    _run("service", "create", "--help")
+    create = capsys.readouterr().out
+    for flag in ("--update-max-failure-ratio", "--health-start-period", "--placement-pref", "-p"):
+        assert flag in create
+    _run("service", "update", "--help")
+    update = capsys.readouterr().out
+    for flag in ("--env-add", "--env-rm", "--label-rm", "--force", "--rollback"):
+        assert flag in update
+    _run("cluster", "update", "--help")
+    assert "--rotate-join-token" in capsys.readouterr().out
