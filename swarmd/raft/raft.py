@@ -583,8 +583,11 @@ class Raft:
             raise RaftInvariantError(f"restoring a snapshot as {self.state.value}")
         conf = meta.conf_state
         if self.id not in conf.voters and self.id not in conf.learners:
-            self.logger.warning("snapshot does not include this member", id=self.id)
-            return False
+            # A member added after the leader's latest snapshot: it learns its own membership
+            # from the entries that follow. Rejecting the snapshot would loop forever (the
+            # leader has nothing older to send). Not being in the tracker only means this
+            # member is not promotable yet.
+            self.logger.info("installing snapshot that predates this member", id=self.id)
         if self.log.match_term(meta.index, meta.term):
             # We already have the snapshot's last entry: just fast-forward the commit index.
             self.log.commit_to(meta.index)

@@ -22,9 +22,9 @@ def voters_and_matches(draw):
     return voters, match
 
 
-def sorted_reference(voters, match):
+def sorted_reference(voters: frozenset[RaftID], match: dict[RaftID, int]) -> int:
     """Sort the voters' match indexes descending; the majority-th one is committed."""
-    acked = sorted((match.get(v, 0) for v in voters), reverse=True)
+    acked: list[int] = sorted((match.get(v, 0) for v in voters), reverse=True)
     return acked[len(voters) // 2]
 
 

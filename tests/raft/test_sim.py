@@ -1,0 +1,86 @@
+"""Seeded simulations of 3- and 5-member clusters under faults (see sim.py).
+
+SIM_SEEDS sets how many seeds run (default 300, about 20 s); `make sim SEEDS=10000` runs
+many more. A failing seed prints a one-line command that replays it with a trace.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import pytest
+
+from swarmd.raft.raft import Raft
+from swarmd.raft.types import NONE
+from tests.raft.sim import Simulation, SimulationFailure, size_for
+
+SEEDS = int(os.environ.get("SIM_SEEDS", "300"))
+
+
+def run_seed(seed: int) -> Simulation:
+    sim = Simulation(seed, size_for(seed))
+    try:
+        sim.run()
+    except SimulationFailure as err:
+        pytest.fail(
+            f"seed {seed} (size {size_for(seed)}): {err}\n"
+            f"replay: .venv/bin/python -m tests.raft.sim --seed {seed} --trace",
+            pytrace=False,
+        )
+    return sim
+
+
+@pytest.mark.parametrize("seed", range(SEEDS), ids=lambda s: f"seed{s}")
+def test_sim_seed_is_safe_and_converges(seed: int) -> None:
+    run_seed(seed)
+
+
+def test_sim_exercises_the_faults_it_claims() -> None:
+    """The chaos is real: over a few seeds, every kind of fault and feature shows up."""
+    totals: Counter[str] = Counter()
+    for seed in range(12):
+        sim = Simulation(seed, size_for(seed))
+        sim.run()
+        totals.update(sim.stats)
+        totals["terms"] += len(sim.checker.leaders)
+        totals["acked"] += sum(p.acked for p in sim.proposals.values())
+        totals["conf_changes"] += sim.conf_changes
+        totals["removed"] += len(sim.shut_down)
+    for key in ("crashes", "partitions", "snapshots", "dropped", "duplicated", "removed"):
+        assert totals[key] > 0, key
+    assert totals["terms"] > 24  # leadership changed hands repeatedly
+    assert totals["acked"] > 100
+    assert totals["conf_changes"] > 12
+
+
+def test_sim_is_deterministic() -> None:
+    first, second = Simulation(7, 5), Simulation(7, 5)
+    first.run()
+    second.run()
+    logs = [
+        [m.node.raft.log.all_entries() for _, m in sorted(s.members.items())]
+        for s in (first, second)
+    ]
+    assert logs[0] == logs[1]
+    assert first.stats == second.stats
+
+
+def test_sim_catches_a_member_that_votes_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checker can fail: a core that forgets its vote elects two leaders in one term."""
+    original = Raft._handle_vote_request
+
+    def forgetful(raft: Raft, msg):  # type: ignore[no-untyped-def]
+        raft.vote = NONE
+        raft.lead = NONE
+        original(raft, msg)
+
+    monkeypatch.setattr(Raft, "_handle_vote_request", forgetful)
+    failures = 0
+    for seed in range(6):
+        try:
+            Simulation(seed, size_for(seed)).run()
+        except SimulationFailure as err:
+            assert "election safety" in str(err) or "leader completeness" in str(err)
+            failures += 1
+    assert failures > 0
