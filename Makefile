@@ -26,7 +26,7 @@ SWARMCTL := $(BIN)/swarmctl -s $(SOCK)
 
 export GRPC_VERBOSITY ?= ERROR
 
-.PHONY: help dev proto check-proto fmt lint check docker image test test-unit test-e2e up down \
+.PHONY: help dev proto check-proto fmt lint check docker image test test-unit test-e2e sim up down \
 	status bench clean
 
 help: ## Show this help
@@ -137,6 +137,10 @@ test-unit: dev ## Run the tests that need no Docker Engine
 
 test-e2e: dev docker image ## Run only the end-to-end tests against the real Docker Engine
 	@$(BIN)/pytest -q $(PYTEST_ARGS) tests/e2e
+
+SEEDS ?= 10000
+sim: dev ## Long deterministic Raft simulation (SEEDS=10000)
+	@SIM_SEEDS=$(SEEDS) $(BIN)/pytest -q $(PYTEST_ARGS) tests/raft/test_sim.py
 
 # ---------------------------------------------------------------------------------------------
 # One-host cluster
