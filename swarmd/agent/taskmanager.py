@@ -67,8 +67,9 @@ class TaskManager:
         """Advance the task until cancelled."""
         while True:
             self._changed.clear()
+            desired = self._task.desired_state
             try:
-                status = await do(self._task, self._controller)
+                status = await self._step(desired)
             except TaskNoop:
                 await self._changed.wait()
                 continue
@@ -77,7 +78,32 @@ class TaskManager:
                 await self._publish(retry.status)
                 await self._wait_or_change(self._retry_delay)
                 continue
-            await self._publish(status)
+            if status is not None:
+                await self._publish(status)
+
+    async def _step(self, desired: int) -> types_pb2.TaskStatus | None:
+        """One `do()` step; None when a new desired state interrupted it (e.g. a wait).
+
+        A step can block for as long as the container runs (waiting for its exit), so a change
+        of the desired state (shut it down) must cancel it rather than queue behind it.
+        """
+        step = asyncio.get_running_loop().create_task(do(self._task, self._controller))
+        while True:
+            changed = asyncio.get_running_loop().create_task(self._changed.wait())
+            try:
+                await asyncio.wait({step, changed}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                step.cancel()
+                raise
+            finally:
+                changed.cancel()
+            if step.done():
+                return step.result()
+            self._changed.clear()
+            if self._task.desired_state != desired:
+                step.cancel()
+                await asyncio.wait({step})  # let it unwind; its cancellation is not ours
+                return None
 
     async def _publish(self, status: types_pb2.TaskStatus) -> None:
         if status == self._task.status:

@@ -76,3 +76,24 @@ async def test_failed_task_is_replaced_and_agent_restart_adopts(cluster: InProce
     await cluster.wait_ready("w1")
     await poll(two_running, what="2 running after agent restart")
     assert {tid: c.pid for tid, c in restarted.executor.containers.items()} == before
+
+
+async def test_scale_down_and_remove_stop_the_containers(cluster: InProcessCluster) -> None:
+    mgr = await cluster.start("mgr")
+    sid = await _create(cluster, "web", 3)
+
+    async def running(n: int) -> bool:
+        live = [c for c in mgr.executor.containers.values() if c.state == "running"]
+        return len(live) == n
+
+    await poll(lambda: running(3), what="3 fake containers running")
+    svc = (await cluster.stub().GetService(control_pb2.GetServiceRequest(service_id=sid))).service
+    svc.spec.replicated.replicas = 1
+    await cluster.stub().UpdateService(
+        control_pb2.UpdateServiceRequest(
+            service_id=sid, service_version=svc.meta.version, spec=svc.spec
+        )
+    )
+    await poll(lambda: running(1), what="scaled down to 1 running container")
+    await cluster.stub().RemoveService(control_pb2.RemoveServiceRequest(service_id=sid))
+    await poll(lambda: running(0), what="no container after service rm")

@@ -43,7 +43,10 @@ def containers(**labels: str) -> list[dict[str, Any]]:
     ids = docker("ps", "-q", *flt).split()
     if not ids:
         return []
-    return list(json.loads(docker("inspect", *ids)))
+    # A container may go between `ps` and `inspect`; inspect still prints the others.
+    out = docker("inspect", *ids, check=False)
+    found = [c for c in json.loads(out or "[]") if c.get("State", {}).get("Running")]
+    return found
 
 
 def remove_node_containers(node_ids: list[str]) -> None:

@@ -149,10 +149,8 @@ def test_killed_container_is_replaced_per_restart_policy(cluster: Cluster) -> No
         "none",
         "--command",
         "sh",
-        "--args",
-        "-c",
-        "--args",
-        "exit 3",
+        "--args=-c",
+        "--args=exit 3",
     )
     wait_for(
         lambda: any(t.status.state == types_pb2.TASK_STATE_FAILED for t in cluster.tasks("once")),
