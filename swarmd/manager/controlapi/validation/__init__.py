@@ -4,6 +4,7 @@ Manager layer. Messages are shaped `invalid <field> <value>: <rule>`. Checks tha
 (referenced secrets, configs and networks exist) live with the handlers in `controlapi.references`.
 """
 
+from swarmd.manager.constraint import Constraint, parse_constraint
 from swarmd.manager.controlapi.validation.cluster import validate_cluster_spec, validate_node_spec
 from swarmd.manager.controlapi.validation.common import check_dns_name, check_object_name
 from swarmd.manager.controlapi.validation.image import reference_error
@@ -13,7 +14,6 @@ from swarmd.manager.controlapi.validation.objects import (
     validate_secret_spec,
 )
 from swarmd.manager.controlapi.validation.service import validate_service_spec
-from swarmd.manager.controlapi.validation.task import Constraint, parse_constraint
 
 __all__ = [
     "Constraint",

@@ -1,15 +1,13 @@
 """Validation of a TaskSpec outside the container: resources, restart policy, placement, networks.
 
-Manager layer, pure. `parse_constraint` is the grammar of placement constraints
-(swarmkit manager/constraint): `<key> == <value>` or `<key> != <value>`.
+Manager layer, pure. Placement constraints are parsed by `swarmd.manager.constraint`, the one
+grammar the scheduler and the orchestrators match with, so what is accepted here is what runs.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from swarmd.api import specs_pb2, types_pb2
+from swarmd.manager.constraint import ConstraintError, check_spread_descriptor, parse_constraint
 from swarmd.manager.controlapi import defaults
 from swarmd.manager.controlapi.validation.common import (
     check_enum,
@@ -18,55 +16,6 @@ from swarmd.manager.controlapi.validation.common import (
     invalid,
 )
 from swarmd.manager.controlapi.validation.container import validate_container
-
-FIXED_CONSTRAINT_KEYS = frozenset(
-    {"node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch"}
-)
-LABEL_CONSTRAINT_PREFIXES = ("node.labels.", "engine.labels.")
-_ROLES = ("manager", "worker")
-# swarmkit constraint.go valuePattern: no '=' or '!' inside a value.
-_VALUE = re.compile(r"[a-zA-Z0-9:\-_\s.*()?+\[\]\\^$|/]+")
-_KEY_RULE = (
-    "key must be node.id, node.hostname, node.role, node.platform.os, node.platform.arch, "
-    "node.labels.<label> or engine.labels.<label>"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Constraint:
-    """One parsed placement constraint; `key` is lowercased unless it names a label."""
-
-    key: str
-    equal: bool
-    value: str
-
-
-def _check_key(key: str) -> str:
-    """The canonical key (fixed keys fold case as swarmkit does; label names keep theirs)."""
-    folded = key.lower()
-    if folded in FIXED_CONSTRAINT_KEYS:
-        return folded
-    for prefix in LABEL_CONSTRAINT_PREFIXES:
-        if folded.startswith(prefix) and len(key) > len(prefix):
-            return prefix + key[len(prefix) :]
-    raise ValueError(_KEY_RULE)
-
-
-def parse_constraint(expr: str) -> Constraint:
-    """Parse `key==value` / `key!=value`; raises ValueError with the rule broken."""
-    positions = [(expr.find(op), op) for op in ("==", "!=") if op in expr]
-    if not positions:
-        raise ValueError("must be <key>==<value> or <key>!=<value>")
-    at, op = min(positions)
-    key = _check_key(expr[:at].strip())
-    value = expr[at + 2 :].strip()
-    if not value or not _VALUE.fullmatch(value):
-        raise ValueError(
-            "value must be non-empty letters, digits, spaces and : - _ . * ( ) ? + [ ] \\ ^ $ | /"
-        )
-    if key == "node.role" and value.lower() not in _ROLES:
-        raise ValueError("node.role is manager or worker")
-    return Constraint(key=key, equal=op == "==", value=value)
 
 
 def validate_task(t: specs_pb2.TaskSpec) -> None:
@@ -115,15 +64,15 @@ def _validate_placement(p: types_pb2.Placement) -> None:
     for i, expr in enumerate(p.constraints):
         try:
             parse_constraint(expr)
-        except ValueError as err:
-            raise invalid(f"task.placement.constraints[{i}]", expr, str(err)) from err
+        except ConstraintError as err:
+            raise invalid(f"task.placement.constraints[{i}]", expr, err.rule) from err
     for i, pref in enumerate(p.preferences):
         field = f"task.placement.preferences[{i}].spread.spread_descriptor"
         descriptor = pref.spread.spread_descriptor
         try:
-            _check_key(descriptor)
-        except ValueError as err:
-            raise invalid(field, descriptor, "spread " + str(err)) from err
+            check_spread_descriptor(descriptor)
+        except ConstraintError as err:
+            raise invalid(field, descriptor, err.rule) from err
     if p.max_replicas > defaults.MAX_REPLICAS:
         raise invalid(
             "task.placement.max_replicas",
@@ -132,10 +81,4 @@ def _validate_placement(p: types_pb2.Placement) -> None:
         )
 
 
-__all__ = [
-    "FIXED_CONSTRAINT_KEYS",
-    "LABEL_CONSTRAINT_PREFIXES",
-    "Constraint",
-    "parse_constraint",
-    "validate_task",
-]
+__all__ = ["validate_task"]
