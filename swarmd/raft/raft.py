@@ -42,7 +42,6 @@ from swarmd.raft.types import (
     MessageType,
     RaftID,
     ReadState,
-    Snapshot,
     SoftState,
     StateType,
 )
@@ -528,74 +527,6 @@ class Raft:
     def maybe_commit(self) -> bool:
         """Commit what a majority of voters have, if it is of our term (Raft §5.4.2)."""
         return self.log.maybe_commit(self.tracker.committed(), self.term)
-
-    def handle_append_entries(self, msg: Message) -> None:
-        """Follower: append the leader's entries if our log matches at msg.index (Raft §5.3)."""
-        if msg.index < self.log.committed:
-            self.send(Message(type=MessageType.APP_RESP, to=msg.from_, index=self.log.committed))
-            return
-        last_new = self.log.maybe_append(msg.index, msg.log_term, msg.commit, msg.entries)
-        if last_new is not None:
-            self.send(Message(type=MessageType.APP_RESP, to=msg.from_, index=last_new))
-            return
-        hint_index, hint_term = self.log.find_conflict_by_term(
-            min(msg.index, self.log.last_index()), msg.log_term
-        )
-        self.logger.debug(
-            "rejected append",
-            id=self.id,
-            index=msg.index,
-            log_term=msg.log_term,
-            hint_index=hint_index,
-            hint_term=hint_term,
-        )
-        self.send(
-            Message(
-                type=MessageType.APP_RESP,
-                to=msg.from_,
-                index=msg.index,
-                reject=True,
-                reject_hint=hint_index,
-                log_term=hint_term,
-            )
-        )
-
-    def handle_heartbeat(self, msg: Message) -> None:
-        """Follower: learn the commit index, echo the read context."""
-        self.log.commit_to(msg.commit)
-        self.send(Message(type=MessageType.HEARTBEAT_RESP, to=msg.from_, context=msg.context))
-
-    def handle_snapshot(self, msg: Message) -> None:
-        """Follower: install the leader's snapshot if it is ahead of our commit index."""
-        if msg.snapshot is None:
-            raise RaftInvariantError("snapshot message without a snapshot")
-        if self.restore(msg.snapshot):
-            self.send(Message(type=MessageType.APP_RESP, to=msg.from_, index=self.log.last_index()))
-        else:
-            self.send(Message(type=MessageType.APP_RESP, to=msg.from_, index=self.log.committed))
-
-    def restore(self, snapshot: Snapshot) -> bool:
-        """Reset log and membership to a snapshot; False when it brings nothing new."""
-        meta = snapshot.metadata
-        if meta.index <= self.log.committed:
-            return False
-        if self.state is not StateType.FOLLOWER:
-            raise RaftInvariantError(f"restoring a snapshot as {self.state.value}")
-        conf = meta.conf_state
-        if self.id not in conf.voters and self.id not in conf.learners:
-            # A member added after the leader's latest snapshot: it learns its own membership
-            # from the entries that follow. Rejecting the snapshot would loop forever (the
-            # leader has nothing older to send). Not being in the tracker only means this
-            # member is not promotable yet.
-            self.logger.info("installing snapshot that predates this member", id=self.id)
-        if self.log.match_term(meta.index, meta.term):
-            # We already have the snapshot's last entry: just fast-forward the commit index.
-            self.log.commit_to(meta.index)
-            return False
-        self.log.restore(snapshot)
-        self.tracker.progress.clear()
-        self.tracker.apply_conf_state(conf, self.log.last_index() + 1)
-        return True
 
     # Membership
 

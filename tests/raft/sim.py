@@ -18,7 +18,6 @@ logs, and every acknowledged proposal applied everywhere.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import random
 import sys
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from swarmd.raft import (
     ConfChangeRejected,
     ConfChangeType,
     Config,
+    Entry,
     EntryType,
     MemoryStorage,
     Message,
@@ -36,7 +36,7 @@ from swarmd.raft import (
     RaftID,
     StateType,
 )
-from tests.raft.harness import Member, decode_state
+from tests.raft.harness import Member
 
 
 class SimulationFailure(AssertionError):
@@ -53,8 +53,9 @@ class Chaos:
     max_delay: int = 3
     partition: float = 0.015
     heal: float = 0.08
-    crash: float = 0.012
-    restart: float = 0.15
+    crash: float = 0.01
+    crash_after_send: float = 0.01
+    restart: float = 0.25
     propose: float = 0.35
     conf_change: float = 0.03
     max_conf_changes: int = 4
@@ -205,9 +206,7 @@ class Simulation:
             pre_vote=not paper,
             check_quorum=not paper,
         )
-        member = Member(
-            member_id, MemoryStorage(), config, random.Random(self.rng.getrandbits(32))
-        )
+        member = Member(member_id, MemoryStorage(), config, random.Random(self.rng.getrandbits(32)))
         self.members[member_id] = member
         return member
 
@@ -234,10 +233,9 @@ class Simulation:
         if chaotic:
             self._faults()
             self._client_requests()
-        self._process_readies()
+        self._process_readies(chaotic=chaotic)
         self._compact()
         self.checker.check(self)
-        self._note_removals()
 
     def _faults(self) -> None:
         c, rng = self.chaos, self.rng
@@ -298,32 +296,6 @@ class Simulation:
             self._new_member(change.node_id)
             self.next_id += 1
 
-    def _note_removals(self) -> None:
-        # swarmkit shuts a removed manager down; here: once the leader applied the removal.
-        leader = self.leader()
-        if leader is None:
-            return
-        conf = leader.conf_state
-        for member_id in list(self.members):
-            if member_id in self.shut_down or member_id >= self.next_id:
-                continue
-            was_member = any(member_id in m.conf_state.voters | m.conf_state.learners
-                             for m in self.members.values())
-            if was_member and member_id not in conf.voters | conf.learners and (
-                self._removal_applied(leader, member_id)
-            ):
-                self.trace(f"shut down removed member {member_id}")
-                self.shut_down.add(member_id)
-
-    @staticmethod
-    def _removal_applied(leader: Member, member_id: RaftID) -> bool:
-        for entry in leader.applied:
-            if entry.type is EntryType.CONF_CHANGE:
-                cc = ConfChange.unmarshal(entry.data)
-                if cc.type is ConfChangeType.REMOVE_NODE and cc.node_id == member_id:
-                    return True
-        return member_id < 0  # a removal applied before a restart shows in the snapshot only
-
     def _deliver(self, *, chaotic: bool) -> None:
         due = [f for f in self.network if f.due <= self.time]
         self.network = [f for f in self.network if f.due > self.time]
@@ -365,16 +337,33 @@ class Simulation:
         delay = self.rng.randint(0, self.chaos.max_delay) + extra_delay
         self.network.append(InFlight(self.time + 1 + delay, self.seq, msg))
 
-    def _process_readies(self) -> None:
+    def _process_readies(self, *, chaotic: bool) -> None:
         for member in self.live_members():
             rd = member.handle_ready()
             while rd is not None:
                 for msg in rd.messages:
                     self._send(msg)
                 self._ack_proposals(member, rd.committed_entries)
+                self._shut_down_removed(rd.committed_entries)
+                if chaotic and rd.messages and self.rng.random() < self.chaos.crash_after_send:
+                    # The worst moment: its promises (votes, acks) are out, only what it
+                    # persisted survives.
+                    self.trace(f"crash {member.id} after sending")
+                    self.stats["crashes"] += 1
+                    member.alive = False
+                    break
                 rd = member.handle_ready()
 
-    def _ack_proposals(self, member: Member, entries: tuple[object, ...]) -> None:
+    def _shut_down_removed(self, entries: tuple[Entry, ...]) -> None:
+        # A committed removal is final: swarmkit shuts the removed manager down.
+        for entry in entries:
+            if entry.type is EntryType.CONF_CHANGE:
+                cc = ConfChange.unmarshal(entry.data)
+                if cc.type is ConfChangeType.REMOVE_NODE and cc.node_id not in self.shut_down:
+                    self.trace(f"shut down removed member {cc.node_id}")
+                    self.shut_down.add(cc.node_id)
+
+    def _ack_proposals(self, member: Member, entries: tuple[Entry, ...]) -> None:
         for entry in member.applied[-len(entries) :] if entries else []:
             proposal = self.proposals.get(entry.data)
             if proposal is not None and proposal.proposer == member.id:

@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from swarmd.raft import Message
 from swarmd.raft.raft import Raft
 from swarmd.raft.types import NONE
 from tests.raft.sim import Simulation, SimulationFailure, size_for
@@ -70,17 +71,17 @@ def test_sim_catches_a_member_that_votes_twice(monkeypatch: pytest.MonkeyPatch) 
     """The checker can fail: a core that forgets its vote elects two leaders in one term."""
     original = Raft._handle_vote_request
 
-    def forgetful(raft: Raft, msg):  # type: ignore[no-untyped-def]
+    def forgetful(raft: Raft, msg: Message) -> None:
         raft.vote = NONE
         raft.lead = NONE
         original(raft, msg)
 
     monkeypatch.setattr(Raft, "_handle_vote_request", forgetful)
-    failures = 0
+    failures: list[str] = []
     for seed in range(6):
         try:
             Simulation(seed, size_for(seed)).run()
         except SimulationFailure as err:
-            assert "election safety" in str(err) or "leader completeness" in str(err)
-            failures += 1
-    assert failures > 0
+            failures.append(str(err))
+    assert failures
+    assert all("election safety" in f or "leader completeness" in f for f in failures)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from swarmd.raft.errors import ProposalDropped
+from swarmd.raft.roles.follower import accept_append, accept_heartbeat, accept_snapshot
 from swarmd.raft.roles.handler import drop_proposal, is_local
 from swarmd.raft.types import Message, MessageType
 
@@ -26,19 +27,19 @@ def _yield_to_leader(raft: Raft, msg: Message) -> None:
 def on_append(raft: Raft, msg: Message) -> None:
     """Another member won this term: follow it and take its entries."""
     _yield_to_leader(raft, msg)
-    raft.handle_append_entries(msg)
+    accept_append(raft, msg)
 
 
 def on_heartbeat(raft: Raft, msg: Message) -> None:
     """Another member won this term: follow it."""
     _yield_to_leader(raft, msg)
-    raft.handle_heartbeat(msg)
+    accept_heartbeat(raft, msg)
 
 
 def on_snapshot(raft: Raft, msg: Message) -> None:
     """Another member won this term: follow it and install its snapshot."""
     _yield_to_leader(raft, msg)
-    raft.handle_snapshot(msg)
+    accept_snapshot(raft, msg)
 
 
 def on_vote_resp(raft: Raft, msg: Message) -> None:
