@@ -16,7 +16,7 @@ from pathlib import Path
 import structlog
 from grpc import aio
 
-from swarmd.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc
+from swarmd.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc, watch_pb2_grpc
 from swarmd.ca.rootca import RootCA
 from swarmd.ca.security import SecurityConfig
 from swarmd.ca.server import CAServicer, NodeCAServicer
@@ -26,6 +26,7 @@ from swarmd.manager.controlapi import ControlServicer
 from swarmd.manager.dispatcher import DispatcherServicer
 from swarmd.manager.leader import leader_components, run_leader
 from swarmd.manager.store import MemoryStore
+from swarmd.manager.watchapi import WatchServicer
 from swarmd.rpc import server as rpcserver
 
 _log = structlog.get_logger(component="manager")
@@ -73,13 +74,16 @@ class Manager:
         ca = CAServicer(self._root_ca)
         node_ca = NodeCAServicer(self._store, self._root_ca)
 
+        watch = WatchServicer(self._store)
         local = rpcserver.control_server(self._listeners.control_socket)
         control_pb2_grpc.add_ControlServicer_to_server(control, local)
+        watch_pb2_grpc.add_WatchServicer_to_server(watch, local)
 
         cluster, self.remote_port = rpcserver.cluster_server(
             self._security, self._cluster_id, self._listeners.remote_api
         )
         control_pb2_grpc.add_ControlServicer_to_server(control, cluster)
+        watch_pb2_grpc.add_WatchServicer_to_server(watch, cluster)
         dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, cluster)
         ca_pb2_grpc.add_CAServicer_to_server(ca, cluster)
         ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, cluster)
