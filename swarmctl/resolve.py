@@ -65,6 +65,14 @@ async def resolve(client: Client, kind: Kind[T], ref: str) -> T:
     raise errors.NotFound(kind.noun, ref)
 
 
+async def resolve_all(client: Client, kind: Kind[T], refs: Sequence[str]) -> list[T]:
+    """`resolve` for each of `refs`, all before the caller changes anything.
+
+    A command given several objects (`secret rm a b c`) fails on a typo before removing any.
+    """
+    return [await resolve(client, kind, ref) for ref in refs]
+
+
 async def _services(c: Client, f: control_pb2.ListFilters) -> Sequence[objects_pb2.Service]:
     resp = await c.control.ListServices(
         control_pb2.ListServicesRequest(filters=f), timeout=c.timeout
@@ -122,4 +130,5 @@ __all__ = [
     "Kind",
     "list_all",
     "resolve",
+    "resolve_all",
 ]

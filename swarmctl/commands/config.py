@@ -78,10 +78,10 @@ async def inspect(client: Client, ns: argparse.Namespace) -> str:
 async def rm(client: Client, ns: argparse.Namespace) -> str:
     """Remove configs no service uses; prints each as given."""
     out = []
-    for ref in ns.configs:
-        config = await resolve.resolve(client, resolve.CONFIG, ref)
+    found = await resolve.resolve_all(client, resolve.CONFIG, ns.configs)
+    for ref, obj in zip(ns.configs, found, strict=True):
         await client.control.RemoveConfig(
-            control_pb2.RemoveConfigRequest(config_id=config.id), timeout=client.timeout
+            control_pb2.RemoveConfigRequest(config_id=obj.id), timeout=client.timeout
         )
         out.append(f"{ref}\n")
     return "".join(out)

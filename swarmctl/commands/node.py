@@ -104,9 +104,9 @@ async def inspect(client: Client, ns: argparse.Namespace) -> str:
 
 
 async def _change(
-    client: Client, ref: str, edit: Callable[[specs_pb2.NodeSpec], None]
+    client: Client, node: objects_pb2.Node, edit: Callable[[specs_pb2.NodeSpec], None]
 ) -> objects_pb2.Node:
-    node = await resolve.resolve(client, resolve.NODE, ref)
+    """UpdateNode with `edit` applied to a copy of the spec, against the version read."""
     spec = specs_pb2.NodeSpec()
     spec.CopyFrom(node.spec)
     edit(spec)
@@ -130,7 +130,7 @@ async def update(client: Client, ns: argparse.Namespace) -> str:
         for key in ns.label_rm or ():
             spec.annotations.labels.pop(key, None)
 
-    node = await _change(client, ns.node, edit)
+    node = await _change(client, await resolve.resolve(client, resolve.NODE, ns.node), edit)
     return f"{node.id}\n"
 
 
@@ -148,9 +148,9 @@ def _shortcut(verb: str) -> Handler:
 
     async def handler(client: Client, ns: argparse.Namespace) -> str:
         out = []
-        for ref in ns.nodes:
-            node = await _change(client, ref, lambda spec: setattr(spec, field, value))
-            out.append(f"{node.id}\n")
+        for node in await resolve.resolve_all(client, resolve.NODE, ns.nodes):
+            updated = await _change(client, node, lambda spec: setattr(spec, field, value))
+            out.append(f"{updated.id}\n")
         return "".join(out)
 
     handler.__doc__ = f"`node {verb}`: set {field} on each node."
@@ -160,8 +160,8 @@ def _shortcut(verb: str) -> Handler:
 async def rm(client: Client, ns: argparse.Namespace) -> str:
     """Remove nodes; prints each as given."""
     out = []
-    for ref in ns.nodes:
-        node = await resolve.resolve(client, resolve.NODE, ref)
+    found = await resolve.resolve_all(client, resolve.NODE, ns.nodes)
+    for ref, node in zip(ns.nodes, found, strict=True):
         await client.control.RemoveNode(
             control_pb2.RemoveNodeRequest(node_id=node.id, force=ns.force), timeout=client.timeout
         )

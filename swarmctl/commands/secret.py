@@ -87,10 +87,10 @@ async def inspect(client: Client, ns: argparse.Namespace) -> str:
 async def rm(client: Client, ns: argparse.Namespace) -> str:
     """Remove secrets no service uses; prints each as given."""
     out = []
-    for ref in ns.secrets:
-        secret = await resolve.resolve(client, resolve.SECRET, ref)
+    found = await resolve.resolve_all(client, resolve.SECRET, ns.secrets)
+    for ref, obj in zip(ns.secrets, found, strict=True):
         await client.control.RemoveSecret(
-            control_pb2.RemoveSecretRequest(secret_id=secret.id), timeout=client.timeout
+            control_pb2.RemoveSecretRequest(secret_id=obj.id), timeout=client.timeout
         )
         out.append(f"{ref}\n")
     return "".join(out)

@@ -153,12 +153,13 @@ async def update(client: Client, ns: argparse.Namespace) -> str:
 async def scale(client: Client, ns: argparse.Namespace) -> str:
     """Set the replicas of each SERVICE=N (read-modify-write per service)."""
     out = []
-    for ref, replicas in ns.scales:
-        service = await resolve.resolve(client, resolve.SERVICE, ref)
+    services = await resolve.resolve_all(client, resolve.SERVICE, [ref for ref, _ in ns.scales])
+    for service in services:
         if service.spec.WhichOneof("mode") == "global":
             raise errors.FailedPrecondition(
                 f"service {service.spec.annotations.name} is global and cannot be scaled"
             )
+    for service, (_, replicas) in zip(services, ns.scales, strict=True):
         spec = specs_pb2.ServiceSpec()
         spec.CopyFrom(service.spec)
         spec.replicated.replicas = replicas
@@ -170,10 +171,10 @@ async def scale(client: Client, ns: argparse.Namespace) -> str:
 async def rm(client: Client, ns: argparse.Namespace) -> str:
     """Remove services; prints each name as given."""
     out = []
-    for ref in ns.services:
-        service = await resolve.resolve(client, resolve.SERVICE, ref)
+    found = await resolve.resolve_all(client, resolve.SERVICE, ns.services)
+    for ref, obj in zip(ns.services, found, strict=True):
         await client.control.RemoveService(
-            control_pb2.RemoveServiceRequest(service_id=service.id), timeout=client.timeout
+            control_pb2.RemoveServiceRequest(service_id=obj.id), timeout=client.timeout
         )
         out.append(f"{ref}\n")
     return "".join(out)

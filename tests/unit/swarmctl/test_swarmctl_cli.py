@@ -26,8 +26,31 @@ def _run(*argv: str) -> tuple[int, str, str]:
         (("node", "ls", "--bogus"), "unrecognized arguments: --bogus"),
         (("service", "scale", "web"), "must be SERVICE=REPLICAS"),
         (("--timeout", "soon", "node", "ls"), "invalid duration 'soon'"),
+        (("--timeout", "0s", "node", "ls"), "invalid timeout '0s'"),
+        (("node", "ls", "--format", "yaml"), "argument --format: invalid choice: 'yaml'"),
+        (("service", "create", "--image", "busybox"),
+         "the following arguments are required: --name"),
+        (("service", "create", "--name", "x", "--limit-memory", "lots"),
+         "argument --limit-memory: invalid memory size 'lots'"),
+        (("service", "create", "--name", "x", "--reserve-cpu", "-1"),
+         "argument --reserve-cpu: invalid cpu count '-1'"),
+        (("service", "create", "--name", "x", "-p", "99999:80"), "invalid port '99999'"),
+        (("service", "create", "--name", "x", "--mount", "type=nfs,target=/x"),
+         "invalid type 'nfs'"),
+        (("service", "create", "--name", "x", "--restart-condition", "often"),
+         "invalid restart condition 'often': must be one of any, none, on-failure"),
+        (("service", "create", "--name", "x", "--bogus"), "unrecognized arguments: --bogus"),
+        (("service", "update", "web", "--env", "A=1"), "unrecognized arguments: --env"),
+        (("node", "update", "wrk", "--availability", "sleep"),
+         "invalid availability 'sleep': must be one of active, pause, drain"),
+        (("node", "update", "wrk", "--role", "boss"), "invalid role 'boss'"),
+        (("node", "rm"), "the following arguments are required: NODE"),
+        (("cluster", "update", "--rotate-join-token", "admin"), "invalid join token role 'admin'"),
+        (("cluster", "update", "--task-history", "many"), "invalid number 'many'"),
+        (("task", "ls", "--desired-state", "sleeping"), "invalid choice: 'sleeping'"),
+        (("secret", "create"), "the following arguments are required: name"),
     ],
-)
+)  # fmt: skip
 def test_usage_errors_are_one_line_with_exit_1(argv, message) -> None:
     rc, out, err = _run(*argv)
     assert rc == 1
