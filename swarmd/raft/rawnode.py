@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from swarmd.raft.config import Config
-from swarmd.raft.errors import RaftError
+from swarmd.raft.errors import ProposalDropped, RaftError
 from swarmd.raft.logger import DiscardLogger, RaftLogger
 from swarmd.raft.progress import Progress
 from swarmd.raft.raft import Raft
@@ -134,7 +134,8 @@ class RawNode:
         The membership goes into the log as ADD_NODE entries of term 1, committed by fiat:
         every founder bootstraps the same list, and a member joining later learns it from
         the leader's log (or snapshot). Call it once, on an empty log, before anything else;
-        the entries then come out of the first Ready like any other (persist, apply).
+        the entries then come out of the first Ready like any other. Handle that Ready before
+        serving anything: a founder that crashes before persisting it has no membership.
 
         Raises:
             ValueError: the log is not empty, or `voters` is empty.
@@ -154,6 +155,9 @@ class RawNode:
             )
             for i, voter in enumerate(founders)
         ]
+        # The entries are of term 1, so the member is in term 1 too (a log never holds an entry
+        # of a later term than its member's); the first election is for term 2.
+        raft.become_follower(1, NONE)
         raft.log.append(entries)
         raft.log.committed = len(entries)
         # Applied now so the member can campaign before the driver applied them; applying
@@ -221,6 +225,8 @@ class RawNode:
         Raises:
             ProposalDropped: no leader is known.
         """
+        if self.raft.lead == NONE:
+            raise ProposalDropped(f"raft member {self.raft.id:x} knows no leader to transfer from")
         self.raft.step(Message(type=MessageType.TRANSFER_LEADER, from_=transferee))
 
     def apply_conf_change(self, change: ConfChange) -> ConfState:

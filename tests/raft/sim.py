@@ -186,7 +186,9 @@ class Simulation:
         founders = [RaftID(i) for i in range(1, size + 1)]
         for member_id in founders:
             member = self._new_member(member_id)
+            # Founding a cluster is one step for the driver: bootstrap and persist it.
             member.node.bootstrap(founders)
+            member.handle_ready()
         self.next_id = size + 1
 
     def trace(self, text: str) -> None:

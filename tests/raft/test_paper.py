@@ -136,7 +136,7 @@ def test_paper_start_as_follower() -> None:
     """§5.2: "When servers start up, they begin as followers." """
     m = member()
     assert raft_of(m).state is StateType.FOLLOWER
-    assert raft_of(m).term == 0
+    assert raft_of(m).term == 1  # the term of the bootstrap entries
 
 
 def test_paper_leader_broadcasts_heartbeats() -> None:
@@ -160,9 +160,9 @@ def test_paper_follower_starts_election_after_timeout() -> None:
         m.node.tick()
     raft = raft_of(m)
     assert raft.state is StateType.CANDIDATE
-    assert (raft.term, raft.vote) == (1, ONE)
+    assert (raft.term, raft.vote) == (2, ONE)
     votes = take(m)
-    assert sorted((v.to, v.type, v.term) for v in votes) == [(2, MT.VOTE, 1), (3, MT.VOTE, 1)]
+    assert sorted((v.to, v.type, v.term) for v in votes) == [(2, MT.VOTE, 2), (3, MT.VOTE, 2)]
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_paper_election_won_by_majority(
     m.node.campaign()
     for voter, granted in grants.items():
         m.node.step(
-            Message(type=MT.VOTE_RESP, from_=RaftID(voter), to=ONE, term=1, reject=not granted)
+            Message(type=MT.VOTE_RESP, from_=RaftID(voter), to=ONE, term=2, reject=not granted)
         )
     assert raft_of(m).state is expected
 
@@ -206,7 +206,7 @@ def test_paper_candidate_falls_back_to_leader_of_same_term() -> None:
     then the candidate recognizes the leader as legitimate and returns to follower state." """
     m = member()
     m.node.campaign()
-    m.node.step(Message(type=MT.APP, from_=THREE, to=ONE, term=1, index=BOOT, log_term=1))
+    m.node.step(Message(type=MT.APP, from_=THREE, to=ONE, term=2, index=BOOT, log_term=1))
     assert raft_of(m).state is StateType.FOLLOWER
     assert raft_of(m).lead == THREE
 
@@ -230,13 +230,13 @@ def test_paper_candidate_without_majority_starts_new_election() -> None:
     RequestVote RPCs." """
     m = member()
     m.node.campaign()
-    m.node.step(Message(type=MT.VOTE_RESP, from_=TWO, to=ONE, term=1, reject=True))
+    m.node.step(Message(type=MT.VOTE_RESP, from_=TWO, to=ONE, term=2, reject=True))
     take(m)
     for _ in range(raft_of(m).randomized_election_timeout):
         m.node.tick()
     assert raft_of(m).state is StateType.CANDIDATE
-    assert raft_of(m).term == 2
-    assert sorted((v.to, v.term) for v in take(m)) == [(TWO, 2), (THREE, 2)]
+    assert raft_of(m).term == 3
+    assert sorted((v.to, v.term) for v in take(m)) == [(TWO, 3), (THREE, 3)]
 
 
 # §5.3 Log replication
@@ -248,16 +248,16 @@ def test_paper_leader_appends_and_replicates_in_parallel() -> None:
     m = member()
     elect(m)
     for voter in (TWO, THREE):  # the followers acknowledge the leader's empty entry
-        m.node.step(Message(type=MT.APP_RESP, from_=voter, to=ONE, term=1, index=BOOT + 1))
+        m.node.step(Message(type=MT.APP_RESP, from_=voter, to=ONE, term=2, index=BOOT + 1))
     take(m)
     index = m.node.propose(b"cmd")
-    assert raft_of(m).log.term(index) == 1
+    assert raft_of(m).log.term(index) == 2
     appends = take(m)
     assert sorted(a.to for a in appends) == [TWO, THREE]
     for a in appends:
         assert a.type is MT.APP
         assert [e.data for e in a.entries] == [b"cmd"]
-        assert (a.index, a.log_term) == (index - 1, 1)
+        assert (a.index, a.log_term) == (index - 1, 2)
 
 
 def test_paper_entry_committed_once_on_majority() -> None:
@@ -268,7 +268,7 @@ def test_paper_entry_committed_once_on_majority() -> None:
     elect(m)
     index = m.node.propose(b"cmd")
     assert raft_of(m).log.committed < index
-    m.node.step(Message(type=MT.APP_RESP, from_=TWO, to=ONE, term=1, index=index))
+    m.node.step(Message(type=MT.APP_RESP, from_=TWO, to=ONE, term=2, index=index))
     assert raft_of(m).log.committed == index
     assert all(a.commit == index for a in take(m) if a.type is MT.APP)
 
@@ -507,4 +507,4 @@ def test_paper_membership_removed_server_does_not_disrupt() -> None:
     removed.step(Message(type=MT.HUP))
     env.run("stabilize")
     assert state(env, 1) is StateType.LEADER
-    assert env.members[ONE].node.raft.term == 1
+    assert env.members[ONE].node.raft.term == 2
