@@ -74,4 +74,6 @@ def test_interaction(script: Path) -> None:
 
 def test_interaction_scripts_exist() -> None:
     names = {p.stem for p in SCRIPTS}
-    assert {"election", "replication", "read_index", "leader_transfer"} <= names
+    required = {"election", "pre_vote", "check_quorum", "replication", "snapshot"}
+    required |= {"confchange", "leader_transfer", "read_index", "crash_restart"}
+    assert required <= names
