@@ -127,26 +127,20 @@ async def _write(
     return resp.service
 
 
-_NOT_WITH_ROLLBACK = ("image", "replicas", "command", "args", "env_add", "label_add")
-
-
 async def update(client: Client, ns: argparse.Namespace) -> str:
     """Change a service by its flags (read-modify-write); prints its id."""
     service = await resolve.resolve(client, resolve.SERVICE, ns.service)
-    if ns.rollback:
-        clash = [f for f in _NOT_WITH_ROLLBACK if getattr(ns, f, None)] + (
-            ["force"] if ns.force else []
-        )
-        if clash:
-            raise errors.InvalidArgument(f"--rollback cannot be combined with --{clash[0]}")
-        updated = await _write(client, service, None)
-        return f"{updated.id}\n"
     spec = specs_pb2.ServiceSpec()
     spec.CopyFrom(service.spec)
     serviceflags.apply(ns, spec)
     if ns.force:
         spec.task.force_update += 1
-    updated = await _write(client, service, spec)
+    if ns.rollback:
+        if spec != service.spec:
+            raise errors.InvalidArgument("--rollback cannot be combined with other changes")
+        updated = await _write(client, service, None)
+    else:
+        updated = await _write(client, service, spec)
     return f"{updated.id}\n"
 
 

@@ -61,47 +61,62 @@ _RM_TYPES: dict[str, tuple[str, Callable[[str], object]]] = {
 }
 
 
-def _opt(parser: argparse.ArgumentParser, name: str, kind: Callable[[str], object], h: str) -> None:
-    parser.add_argument(f"--{name}", type=kind, default=None, help=h)
+_DURATION = ("DURATION", flags.parse_duration)
+_COUNT = ("N", flags.parse_non_negative_int)
+_CPUS = ("CPUS", flags.parse_cpus)
+_BYTES = ("BYTES", flags.parse_memory)
+_TEXT: tuple[str, Callable[[str], object]] = ("TEXT", str)
+# (flag, (metavar, converter), help) of the flags that set one field.
+_SCALAR_FLAGS: tuple[tuple[str, tuple[str, Callable[[str], object]], str], ...] = (
+    ("image", ("IMAGE", str), "image of the container"),
+    ("replicas", _COUNT, "number of tasks (replicated mode)"),
+    ("command", ("COMMAND", str), "command to run, replacing the image's entrypoint"),
+    ("hostname", _TEXT, "container hostname"),
+    ("user", ("USER[:GROUP]", str), "user to run as"),
+    ("workdir", ("DIR", str), "working directory"),
+    ("stop-grace-period", _DURATION, "time to wait before killing the container"),
+    ("stop-signal", ("SIGNAL", str), "signal to stop the container"),
+    ("reserve-cpu", _CPUS, "CPUs reserved, e.g. 0.5"),
+    ("reserve-memory", _BYTES, "memory reserved, e.g. 64MiB"),
+    ("limit-cpu", _CPUS, "CPU limit"),
+    ("limit-memory", _BYTES, "memory limit"),
+    (
+        "restart-condition",
+        ("any|none|on-failure", flags.choice("restart condition", RESTART_CONDITIONS)),
+        "when to restart a task",
+    ),
+    ("restart-delay", _DURATION, "delay between restarts"),
+    ("restart-max-attempts", _COUNT, "restarts before giving up"),
+    ("restart-window", _DURATION, "window to evaluate the restart policy"),
+    ("update-parallelism", _COUNT, "tasks updated at once (0: all)"),
+    ("update-delay", _DURATION, "delay between updates"),
+    (
+        "update-order",
+        ("stop-first|start-first", flags.choice("update order", UPDATE_ORDERS)),
+        "stop the old task first, or start the new one first",
+    ),
+    (
+        "update-failure-action",
+        ("pause|continue|rollback", flags.choice("failure action", FAILURE_ACTIONS)),
+        "what to do when an update fails",
+    ),
+    ("update-monitor", _DURATION, "time to monitor an updated task for failure"),
+    ("update-max-failure-ratio", ("RATIO", flags.parse_ratio), "failures tolerated (0 to 1)"),
+    ("health-cmd", ("COMMAND", str), "healthcheck command (run by the shell)"),
+    ("health-interval", _DURATION, "time between checks"),
+    ("health-timeout", _DURATION, "time a check may take"),
+    ("health-retries", _COUNT, "failures before unhealthy"),
+    ("health-start-period", _DURATION, "grace period after start"),
+)
 
 
 def add_spec_flags(parser: argparse.ArgumentParser, *, update: bool) -> None:
     """The flags shared by create and update, plus the list flags of the one or the other."""
-    _opt(parser, "image", str, "image of the container")
-    _opt(parser, "replicas", flags.parse_non_negative_int, "number of tasks (replicated mode)")
-    _opt(parser, "command", str, "command to run, replacing the image's entrypoint")
-    parser.add_argument("--args", action="append", default=None, help="an argument (repeatable)")
-    _opt(parser, "hostname", str, "container hostname")
-    _opt(parser, "user", str, "user[:group] to run as")
-    _opt(parser, "workdir", str, "working directory")
-    _opt(parser, "stop-grace-period", flags.parse_duration, "time to wait before killing")
-    _opt(parser, "stop-signal", str, "signal to stop the container")
-    _opt(parser, "reserve-cpu", flags.parse_cpus, "CPUs reserved, e.g. 0.5")
-    _opt(parser, "reserve-memory", flags.parse_memory, "memory reserved, e.g. 64MiB")
-    _opt(parser, "limit-cpu", flags.parse_cpus, "CPU limit")
-    _opt(parser, "limit-memory", flags.parse_memory, "memory limit")
-    conditions = flags.choice("restart condition", RESTART_CONDITIONS)
-    _opt(parser, "restart-condition", conditions, "any, none or on-failure")
-    _opt(parser, "restart-delay", flags.parse_duration, "delay between restarts")
-    _opt(parser, "restart-max-attempts", flags.parse_non_negative_int, "restarts before giving up")
-    _opt(parser, "restart-window", flags.parse_duration, "window to evaluate the restart policy")
-    _opt(parser, "update-parallelism", flags.parse_non_negative_int, "tasks updated at once")
-    _opt(parser, "update-delay", flags.parse_duration, "delay between updates")
-    _opt(
-        parser,
-        "update-order",
-        flags.choice("update order", UPDATE_ORDERS),
-        "stop-first|start-first",
+    for name, (metavar, kind), what in _SCALAR_FLAGS:
+        parser.add_argument(f"--{name}", type=kind, default=None, metavar=metavar, help=what)
+    parser.add_argument(
+        "--args", action="append", default=None, metavar="ARG", help="an argument (repeatable)"
     )
-    actions = flags.choice("failure action", FAILURE_ACTIONS)
-    _opt(parser, "update-failure-action", actions, "pause, continue or rollback")
-    _opt(parser, "update-monitor", flags.parse_duration, "time to monitor an updated task")
-    _opt(parser, "update-max-failure-ratio", flags.parse_ratio, "failures tolerated (0 to 1)")
-    _opt(parser, "health-cmd", str, "healthcheck command (run by the shell)")
-    _opt(parser, "health-interval", flags.parse_duration, "time between checks")
-    _opt(parser, "health-timeout", flags.parse_duration, "time a check may take")
-    _opt(parser, "health-retries", flags.parse_non_negative_int, "failures before unhealthy")
-    _opt(parser, "health-start-period", flags.parse_duration, "grace period after start")
     parser.add_argument(
         "--no-healthcheck", action="store_true", default=False, help="disable the healthcheck"
     )
@@ -111,33 +126,36 @@ def add_spec_flags(parser: argparse.ArgumentParser, *, update: bool) -> None:
         default=None,
         help="run an init process in the container",
     )
+    if update:
+        _add_edit_flags(parser)
+    else:
+        _add_list_flags(parser)
+
+
+def _add_list_flags(parser: argparse.ArgumentParser) -> None:
     for name, metavar, kind, what in _LIST_FLAGS:
-        if not update:
-            short = {"env": ["-e"], "publish": ["-p"]}.get(name, [])
-            parser.add_argument(
-                *short,
-                f"--{name}",
-                action="append",
-                type=kind,
-                default=None,
-                metavar=metavar,
-                help=f"{what} (repeatable)",
-            )
-            continue
+        short = {"env": ["-e"], "publish": ["-p"]}.get(name, [])
         parser.add_argument(
-            f"--{name}-add",
+            *short,
+            f"--{name}",
             action="append",
             type=kind,
             default=None,
             metavar=metavar,
-            help=f"add a {what}",
+            help=f"{what} (repeatable)",
+        )
+
+
+def _add_edit_flags(parser: argparse.ArgumentParser) -> None:
+    for name, metavar, kind, what in _LIST_FLAGS:
+        parser.add_argument(
+            f"--{name}-add", action="append", type=kind, metavar=metavar, help=f"add a {what}"
         )
         rm_metavar, rm_kind = _RM_TYPES[name]
         parser.add_argument(
             f"--{name}-rm",
             action="append",
             type=rm_kind,
-            default=None,
             metavar=rm_metavar,
             help=f"remove a {name} by {rm_metavar.lower()}",
         )

@@ -238,6 +238,10 @@ def test_update_edits_lists_and_bumps_the_version(mgr) -> None:
 
     ok(mgr.ctl("service", "update", "upd", "--rollback"))
     assert inspect(mgr, "upd")["Spec"] == after["Spec"]
+    fails(
+        mgr.ctl("service", "update", "upd", "--rollback", "--image", "busybox:2"),
+        "--rollback cannot be combined with other changes",
+    )
 
 
 def test_scale_sets_replicas_and_refuses_global_services(mgr) -> None:
