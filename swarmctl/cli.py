@@ -103,7 +103,11 @@ def run(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         out.write(text)
         out.flush()
     except BrokenPipeError:
-        # `swarmctl service ls | head -1`: the reader left; not an error worth a message.
+        # `swarmctl task ls | head -1`: the reader left, which is not an error worth a message.
+        # Point stdout at /dev/null so the interpreter's final flush does not complain either.
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
         return 0
     return 0
 

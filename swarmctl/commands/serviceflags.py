@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableSequence, Sequence
 
 from google.protobuf import duration_pb2
 
@@ -193,8 +193,8 @@ def _apply_mode(ns: argparse.Namespace, spec: specs_pb2.ServiceSpec) -> None:
         raise errors.InvalidArgument(
             f"--replicas cannot be used with global service {spec.annotations.name or ''}".strip()
         )
-    assert isinstance(replicas, int)
-    spec.replicated.replicas = replicas
+    if isinstance(replicas, int):
+        spec.replicated.replicas = replicas
 
 
 def _apply_container(ns: argparse.Namespace, c: specs_pb2.ContainerSpec) -> None:
@@ -226,9 +226,10 @@ def _apply_container(ns: argparse.Namespace, c: specs_pb2.ContainerSpec) -> None
         c.init = _Init.INIT_MODE_ENABLED if init else _Init.INIT_MODE_DISABLED
 
 
-def _replace(field: object, values: Sequence[str]) -> None:
-    del field[:]  # type: ignore[attr-defined]
-    field.extend(values)  # type: ignore[attr-defined]
+def _replace(field: MutableSequence[str], values: Sequence[str]) -> None:
+    """Set a repeated field, leaving it alone (and its parents unset) when nothing changes."""
+    if list(field) != list(values):
+        field[:] = values
 
 
 def _apply_lists(ns: argparse.Namespace, spec: specs_pb2.ServiceSpec) -> None:

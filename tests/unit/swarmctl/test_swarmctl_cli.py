@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import io
 
+import grpc
 import pytest
+from grpc import aio
 
 from swarmctl.cli import run
+from swarmctl.client import Target, describe_rpc_error
+from swarmd import errors
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
@@ -108,3 +112,28 @@ def test_help_lists_the_flags_of_the_issue(capsys) -> None:
         assert flag in update
     _run("cluster", "update", "--help")
     assert "--rotate-join-token" in capsys.readouterr().out
+
+
+def _rpc_error(code: grpc.StatusCode, details: str) -> aio.AioRpcError:
+    return aio.AioRpcError(code, aio.Metadata(), aio.Metadata(), details=details)
+
+
+def test_rpc_errors_become_swarm_errors_worded_for_the_transport() -> None:
+    local = Target(socket="/run/s.sock")
+    remote = Target(addr="10.0.0.1:4242", cert="c", key="k", ca="r")
+    refused = _rpc_error(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses")
+    err = describe_rpc_error(refused, local)
+    assert isinstance(err, errors.Unavailable)
+    assert str(err) == "cannot connect to swarmd at unix:/run/s.sock"
+    assert str(describe_rpc_error(refused, remote)).startswith(
+        "TLS handshake failed or manager unreachable"
+    )
+    late = describe_rpc_error(_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline"), remote)
+    assert str(late) == "no answer from swarmd at 10.0.0.1:4242 in time"
+    missing = describe_rpc_error(
+        _rpc_error(grpc.StatusCode.NOT_FOUND, "service x not found"), local
+    )
+    assert isinstance(missing, errors.NotFound)
+    assert str(missing) == "service x not found"
+    stale = _rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "update out of sequence")
+    assert isinstance(describe_rpc_error(stale, local), errors.FailedPrecondition)
