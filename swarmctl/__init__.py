@@ -7,3 +7,5 @@ one line on stderr per error, and C-core log lines would break that.
 import os
 
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+__all__: list[str] = []

@@ -50,14 +50,15 @@ def fails(r: CtlResult, message: str) -> str:
 
 
 def run(*args: str, env: dict[str, str] | None = None, cmd: list[str] = SWARMCTL) -> CtlResult:
-    """swarmctl without the harness's -s flag."""
-    base = {k: v for k, v in os.environ.items() if k != "SWARM_SOCKET"}
+    """swarmctl without the harness's -s flag, and without GRPC_VERBOSITY: swarmctl must keep
+    grpc's C core quiet by itself."""
+    base = {k: v for k, v in os.environ.items() if k not in ("SWARM_SOCKET", "GRPC_VERBOSITY")}
     proc = subprocess.run(
         [*cmd, *args],
         capture_output=True,
         text=True,
         timeout=30,
-        env={**base, "GRPC_VERBOSITY": "NONE", **(env or {})},
+        env={**base, **(env or {})},
         check=False,
     )
     return CtlResult(proc.returncode, proc.stdout, proc.stderr)
