@@ -27,7 +27,7 @@ SWARMCTL := $(BIN)/swarmctl -s $(SOCK)
 export GRPC_VERBOSITY ?= ERROR
 
 .PHONY: help dev proto check-proto fmt lint check docker image test test-unit test-e2e sim up down \
-	status bench clean
+	status bench bench-workload clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (fresh Debian 12 as root: 'make up' or 'make test')"
@@ -214,6 +214,9 @@ down: ## Stop the `make up` cluster, remove its containers and ./.swarmd
 
 bench: dev docker image ## Control-plane benchmark: swarmd vs Docker Swarm (writes .bench/*.json)
 	@$(PY) bench/control_plane.py $(BENCH_ARGS)
+
+bench-workload: dev docker image ## Workload benchmark: swarmd vs Docker Swarm vs raw Docker
+	@$(PY) -m bench.workload $(BENCH_ARGS)
 
 clean: ## Remove caches and build output (keeps .venv)
 	@rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info
