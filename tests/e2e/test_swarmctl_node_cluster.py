@@ -22,6 +22,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def mgr(root) -> Iterator[SwarmdProcess]:
     node = SwarmdProcess(state_dir=root / "mgr", hostname="mgr").start()
+    # The manager's own agent registers with its dispatcher shortly after the socket is up.
+    wait_for(lambda: nodes(node).get("mgr", {}).get("Status") == "READY", 20, what="mgr READY")
     yield node
     node.kill()
 
