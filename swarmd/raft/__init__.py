@@ -8,6 +8,7 @@ from swarmd.raft.config import Config
 from swarmd.raft.errors import (
     CompactedError,
     ConfChangeRejected,
+    InvalidMessage,
     ProposalDropped,
     RaftError,
     RaftInvariantError,
@@ -15,7 +16,7 @@ from swarmd.raft.errors import (
     UnavailableError,
 )
 from swarmd.raft.logger import DiscardLogger, RaftLogger
-from swarmd.raft.rawnode import InvalidMessage, RawNode, Ready, Status
+from swarmd.raft.rawnode import RawNode, Ready, Status
 from swarmd.raft.storage import MemoryStorage, Storage
 from swarmd.raft.types import (
     NONE,

@@ -4,11 +4,12 @@ Raft core layer. The core may not import `swarmd.errors` (it depends on nothing 
 the driver maps these to the swarmd hierarchy (`ProposalDropped` -> Unavailable, say).
 
     RaftError
-    ├── ProposalDropped          the proposal was not appended (not leader, transfer, pending)
-    ├── ConfChangeRejected       the membership change is invalid for the current membership
+    ├── ProposalDropped          the request was not taken (not leader, transfer in progress)
+    │   └── ConfChangeRejected   the membership change does not fit (or one is pending)
     ├── CompactedError           the requested index is below the first index (compacted away)
     ├── UnavailableError         the requested index is above the last index
-    └── SnapshotOutOfDateError   the snapshot to install is older than the storage's
+    ├── SnapshotOutOfDateError   the snapshot to install is older than the storage's
+    └── InvalidMessage           a message from the network that may not be stepped
     RaftInvariantError           a bug: the core's state is inconsistent; never caught
 """
 
@@ -44,3 +45,7 @@ class RaftInvariantError(Exception):
 
     Raised instead of `assert` (which `python -O` strips). Never caught by the core.
     """
+
+
+class InvalidMessage(RaftError):
+    """A message from the network that may not be stepped (a local type, or no sender)."""

@@ -26,7 +26,7 @@ from swarmd.raft.errors import (
 )
 from swarmd.raft.log import RaftLog
 from swarmd.raft.logger import RaftLogger
-from swarmd.raft.progress import ProgressState, ProgressTracker
+from swarmd.raft.progress import ProgressTracker
 from swarmd.raft.quorum import VoteResult
 from swarmd.raft.readonly import ReadOnly
 from swarmd.raft.roles import ROLE_HANDLERS
@@ -571,11 +571,6 @@ class Raft:
         if self.lead_transferee != NONE and self.lead_transferee not in conf.voters:
             self.lead_transferee = NONE
         return conf
-
-    def progress_state(self, member: RaftID) -> ProgressState | None:
-        """The leader's replication state for a member (None when not tracked)."""
-        pr = self.tracker.progress.get(member)
-        return pr.state if pr is not None else None
 
 
 _FROM_LEADER = frozenset({MessageType.APP, MessageType.HEARTBEAT, MessageType.SNAP})

@@ -34,9 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from swarmd.raft.config import Config
-from swarmd.raft.errors import ProposalDropped, RaftError
+from swarmd.raft.errors import InvalidMessage, ProposalDropped
 from swarmd.raft.logger import DiscardLogger, RaftLogger
-from swarmd.raft.progress import Progress
 from swarmd.raft.raft import Raft
 from swarmd.raft.storage import Storage
 from swarmd.raft.types import (
@@ -56,10 +55,6 @@ from swarmd.raft.types import (
     SoftState,
     StateType,
 )
-
-
-class InvalidMessage(RaftError):
-    """A message from the network that may not be stepped (a local type, or no sender)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +296,7 @@ class RawNode:
         raft = self.raft
         progress: dict[RaftID, str] = {}
         if raft.state is StateType.LEADER:
-            progress = {m: _describe(pr) for m, pr in sorted(raft.tracker.progress.items())}
+            progress = {m: repr(pr) for m, pr in sorted(raft.tracker.progress.items())}
         return Status(
             id=raft.id,
             hard_state=raft.hard_state(),
@@ -312,7 +307,3 @@ class RawNode:
             conf_state=raft.tracker.conf_state(),
             progress=progress,
         )
-
-
-def _describe(pr: Progress) -> str:
-    return repr(pr)

@@ -62,16 +62,6 @@ LOCAL_MESSAGES = frozenset(
     }
 )
 
-RESPONSE_MESSAGES = frozenset(
-    {
-        MessageType.APP_RESP,
-        MessageType.VOTE_RESP,
-        MessageType.PRE_VOTE_RESP,
-        MessageType.HEARTBEAT_RESP,
-        MessageType.READ_INDEX_RESP,
-    }
-)
-
 
 class StateType(enum.Enum):
     """The role a member plays in its current term."""

@@ -322,8 +322,11 @@ class Simulation:
         sender_up = sender is not None and sender.alive and msg.from_ not in self.shut_down
         if lost or target is None:
             self.stats["dropped"] += 1
-            if msg.type is MessageType.SNAP and sender is not None and sender_up:
-                sender.node.report_snapshot(msg.to, failed=True)
+            if sender is not None and sender_up:
+                if msg.type is MessageType.SNAP:
+                    sender.node.report_snapshot(msg.to, failed=True)
+                elif msg.type is MessageType.APP and self.rng.random() < 0.5:
+                    sender.node.report_unreachable(msg.to)  # as a failed gRPC send would
             return
         if chaotic and self.rng.random() < self.chaos.duplicate:
             self.stats["duplicated"] += 1
