@@ -218,15 +218,19 @@ class RaftStorage:
         """Durably replace the hard state."""
         await self._run("write the hard state", lambda: self._append((), hard_state))
 
-    async def save_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
+    async def save_snapshot(
+        self, meta: SnapshotMeta, data: bytes, *, replace_log: bool = False
+    ) -> None:
         """Durably store a snapshot at meta.index as the latest one; older ones are deleted.
 
         The payload file is made durable (temp, fsync, rename, dir fsync) before the database
         points at it, so a crash leaves either the old or the new snapshot, never a torn one.
+        With `replace_log` (a snapshot received from a Raft leader) every entry is dropped in
+        the same transaction, even those after the snapshot: they may conflict with it.
         """
         if meta.index < self.snapshot_index:
             raise ValueError(f"snapshot {meta.index} is older than {self.snapshot_index}")
-        stale = meta.index > self._last
+        stale = replace_log or meta.index > self._last
         await self._run("save a snapshot", lambda: self._save_snapshot(meta, data, stale))
         self._snapshot = meta
         if stale:

@@ -1,0 +1,757 @@
+"""RaftNode: the async driver around the pure raft core; the store's replicated Proposer.
+
+Manager layer, raft node. The manager's wiring builds and runs one per manager:
+
+    node = await RaftNode.open(raft_dir, transport, settings, member=RaftMember(...))
+    if node.is_new() and founding: await node.bootstrap([member, ...])
+    store = MemoryStore(proposer=node)
+    await node.recover(store)                  # store snapshot, then the log replays in run()
+    tg.create_task(node.run())                 # until cancelled
+    servicer = RaftServicer(node, node.address_book.addr)   # on the cluster port
+
+`run` ticks the `RawNode` on a timer and feeds it the messages the transport received and the
+requests of local callers (proposals, membership changes, reads), all between two Readys: the
+core is only touched from the loop body. Each Ready is handled in order (swarmd design 4.1,
+the `RawNode` contract): persist it (`DurableStorage`, off the loop) -> send its messages ->
+apply (leadership, snapshot, committed entries, reads) -> `advance`. Committed entries carry
+`InternalRaftRequest`s of store actions: entries this member proposed are applied by the store
+itself once `propose` returns their index, every other entry through
+`MemoryStore.apply_committed`, so every manager's store goes through the same versions.
+Conf-change entries carry the new member's `RaftMember` as context; applying one updates the
+core, the address book and the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import structlog
+from google.protobuf.message import DecodeError
+
+from swarmd import errors, log
+from swarmd.api import store_pb2, types_pb2
+from swarmd.clock import Clock, SystemClock
+from swarmd.manager.raftnode.durable import DurableStorage
+from swarmd.manager.raftnode.leadership import Leadership, LeaderState
+from swarmd.manager.raftnode.members import AddressBook
+from swarmd.manager.raftnode.settings import RaftSettings
+from swarmd.manager.raftnode.storage import _write_atomically
+from swarmd.manager.raftnode.transport import Transport
+from swarmd.manager.raftnode.waits import ProposalWait, Waits
+from swarmd.manager.store import MemoryStore
+from swarmd.raft import (
+    NONE,
+    ConfChange,
+    ConfChangeRejected,
+    ConfChangeType,
+    Config,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    InvalidMessage,
+    Message,
+    ProposalDropped,
+    RaftID,
+    RawNode,
+    Ready,
+    Snapshot,
+    SoftState,
+    StateType,
+    Status,
+)
+
+_log = structlog.get_logger(component="raftnode")
+
+T = TypeVar("T")
+
+MEMBER_FILE = "raft-member.pb"
+SNAPSHOT_FORMAT = 1  # store_pb2.Snapshot.version
+MAX_PROPOSAL_BYTES = 3 * 1024 * 1024 // 2  # swarmkit rejects transactions above 1.5 MiB
+MAX_INBOX = 10000  # messages queued for the core; beyond, drop (raft retries)
+_SETTLE_TIMEOUT = 5.0
+
+
+class RaftNode:
+    """One manager's raft member: driver loop, Proposer, leadership and membership changes.
+
+    Loop-confined. Build it with `open`, then `bootstrap` (founders only), `recover`, `run`.
+
+    Args:
+        member: this member's identity (raft id, node id, advertised address).
+        storage: the durable raft log (owned: closed by `close`).
+        transport: carries messages to the peers.
+        settings: timing and snapshot knobs.
+        rng: randomness for election timeouts (seed it in tests).
+        clock: drives the ticks.
+    """
+
+    def __init__(
+        self,
+        member: types_pb2.RaftMember,
+        storage: DurableStorage,
+        transport: Transport,
+        settings: RaftSettings | None = None,
+        *,
+        rng: random.Random | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if member.raft_id == NONE:
+            raise errors.InvalidArgument("raft member id must not be 0")
+        self._member = member
+        self.id = RaftID(member.raft_id)
+        self._storage = storage
+        self._transport = transport
+        self._settings = settings or RaftSettings()
+        self._rng = rng or random.Random()
+        self._clock: Clock = clock or SystemClock()
+        self.address_book = AddressBook([member])
+        self.leadership = Leadership()
+        self._log = _log.bind(**{log.RAFT_ID: f"{self.id:x}"})
+        self._raw: RawNode | None = None
+        self._store: MemoryStore | None = None
+        self._waits = Waits()
+        self._inbox: deque[Message] = deque()
+        self._calls: deque[Callable[[], None]] = deque()
+        self._ticks = 0
+        self._wake = asyncio.Event()
+        self._running = False
+        self._applied = 0
+        self._snapshot_index = 0
+        self._conf = ConfState()
+        self._term = 0
+        self._lead = NONE
+        self._is_raft_leader = False
+        self._leader_barrier = 0
+        self._removed = False
+        self._request_ids = itertools.count(self._rng.getrandbits(48) << 16)
+        self._read_ids = itertools.count(1)
+
+    # Construction
+
+    @classmethod
+    async def open(
+        cls,
+        state_dir: Path | str,
+        transport: Transport,
+        settings: RaftSettings | None = None,
+        *,
+        member: types_pb2.RaftMember | None = None,
+        rng: random.Random | None = None,
+        clock: Clock | None = None,
+    ) -> RaftNode:
+        """Open the raft state in state_dir, recovering this member's identity from it.
+
+        The identity (raft id, node id, address) is saved on first open; later opens read it
+        back, taking a new address from `member` if given (a manager may move).
+
+        Raises:
+            errors.FailedPrecondition: no identity is saved and `member` is None, or `member`
+                names another raft id than the saved one.
+            StorageError: the raft state is unreadable.
+        """
+        path = Path(state_dir)
+        saved = await asyncio.to_thread(_read_member, path / MEMBER_FILE)
+        identity = _choose_identity(saved, member, path)
+        if saved != identity:
+            await asyncio.to_thread(path.mkdir, mode=0o700, parents=True, exist_ok=True)
+            await asyncio.to_thread(
+                _write_atomically, path / MEMBER_FILE, identity.SerializeToString()
+            )
+        storage = await DurableStorage.open(path)
+        return cls(identity, storage, transport, settings, rng=rng, clock=clock)
+
+    def is_new(self) -> bool:
+        """True when nothing is stored yet (a founder to bootstrap, or a member to be added)."""
+        return self._storage.is_empty()
+
+    async def bootstrap(self, founders: Sequence[types_pb2.RaftMember]) -> None:
+        """Found a new cluster: write its membership as the first, committed log entries.
+
+        Every founder bootstraps the same list. Unlike `RawNode.bootstrap`, each entry carries
+        the founder's RaftMember as context, so every member learns the addresses from the log.
+
+        Raises:
+            errors.FailedPrecondition: the log is not empty, or recover() already ran.
+            errors.InvalidArgument: this member is not among the founders.
+        """
+        if self._raw is not None or not self._storage.is_empty():
+            raise errors.FailedPrecondition(f"raft member {self.id:x} already has a log")
+        ordered = sorted(founders, key=lambda m: m.raft_id)
+        if self.id not in {m.raft_id for m in ordered}:
+            raise errors.InvalidArgument(f"raft member {self.id:x} is not among the founders")
+        entries = [
+            Entry(
+                term=1,
+                index=i + 1,
+                type=EntryType.CONF_CHANGE,
+                data=ConfChange(
+                    ConfChangeType.ADD_NODE, RaftID(m.raft_id), m.SerializeToString()
+                ).marshal(),
+            )
+            for i, m in enumerate(ordered)
+        ]
+        await self._storage.append(entries, HardState(term=1, commit=len(entries)))
+        self._log.info("raft cluster bootstrapped", founders=len(entries))
+
+    async def recover(self, store: MemoryStore) -> None:
+        """Restore the store from the latest snapshot and start the core from storage.
+
+        The entries after the snapshot are applied again by `run` (the store is in memory).
+
+        Raises:
+            errors.FailedPrecondition: already recovered.
+            StorageError: the snapshot payload cannot be decoded.
+        """
+        if self._raw is not None:
+            raise errors.FailedPrecondition(f"raft member {self.id:x} is already recovered")
+        snap = self._storage.snapshot()
+        if not snap.is_empty():
+            self._restore_store(store, snap)
+        hard, conf = self._storage.initial_state()
+        self._conf, self._term = conf, hard.term
+        self._applied = self._snapshot_index = snap.metadata.index
+        config = Config(
+            id=self.id,
+            election_tick=self._settings.election_tick,
+            heartbeat_tick=self._settings.heartbeat_tick,
+            applied=self._applied,
+        )
+        self._raw = RawNode(config, self._storage, rng=self._rng, logger=_CoreLogger(self._log))
+        self._store = store
+        self._sync_peers()
+
+    # The driver loop
+
+    async def run(self) -> None:
+        """Drive the member until cancelled (the transport and the ticker run alongside)."""
+        raw = self._core()
+        self._running = True
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._transport.run(self), name="raft-transport")
+                tg.create_task(self._tick_forever(), name="raft-ticker")
+                await self._handle_readies(raw)
+                self._campaign_if_alone(raw)
+                while True:
+                    await self._handle_readies(raw)
+                    await self._publish_leadership()
+                    await self._maybe_snapshot()
+                    await self._wake.wait()
+                    self._wake.clear()
+                    self._take_inputs(raw)
+        finally:
+            self._stop()
+
+    async def _handle_readies(self, raw: RawNode) -> None:
+        while raw.has_ready():
+            rd = raw.ready()
+            await self._persist(rd)
+            self._send(rd)
+            await self._apply(raw, rd)
+            raw.advance(rd)
+
+    async def _persist(self, rd: Ready) -> None:
+        """Make the Ready durable before anything of it leaves this member."""
+        if rd.snapshot is not None:
+            await self._storage.apply_snapshot(rd.snapshot)
+        if rd.entries or rd.hard_state is not None:
+            await self._storage.append(rd.entries, rd.hard_state)
+        if rd.hard_state is not None:
+            self._term = rd.hard_state.term
+
+    def _send(self, rd: Ready) -> None:
+        for msg in rd.messages:
+            self._transport.send(msg)
+
+    async def _apply(self, raw: RawNode, rd: Ready) -> None:
+        if rd.soft_state is not None:
+            self._on_soft_state(raw, rd.soft_state)
+        if rd.snapshot is not None:
+            self._install_snapshot(rd.snapshot)
+        for entry in rd.committed_entries:
+            if entry.index <= self._applied:
+                continue  # covered by an installed snapshot
+            if entry.type is EntryType.CONF_CHANGE:
+                self._apply_conf_change(raw, entry)
+            else:
+                await self._apply_normal(entry)
+            self._applied = entry.index
+        for read in rd.read_states:
+            self._waits.confirm_read(read.request_ctx, read.index)
+        self._waits.applied(self._applied)
+
+    def _take_inputs(self, raw: RawNode) -> None:
+        """Feed the core what arrived since the last Ready: ticks, messages, local requests."""
+        ticks, self._ticks = self._ticks, 0
+        # After a stall (a slow disk) do not fire a burst of elections at once.
+        for _ in range(min(ticks, self._settings.election_tick)):
+            raw.tick()
+        while self._inbox:
+            msg = self._inbox.popleft()
+            try:
+                raw.step(msg)
+            except InvalidMessage as err:
+                self._log.warning("raft message rejected", source=f"{msg.from_:x}", error=str(err))
+        while self._calls:
+            self._calls.popleft()()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await self._clock.sleep(self._settings.tick_interval)
+            self._ticks += 1
+            self._wake.set()
+
+    def _campaign_if_alone(self, raw: RawNode) -> None:
+        # A lone voter need not wait an election timeout to lead (swarmkit does the same).
+        if self._conf.voters == {self.id} and not self._is_raft_leader:
+            raw.campaign()
+
+    def _stop(self) -> None:
+        self._running = False
+        self._is_raft_leader = False
+        self._waits.fail_all(errors.Unavailable(f"raft member {self.id:x} stopped"))
+        for call in self._calls:
+            call()  # each fails its caller: the core is not stepped any more
+        self._calls.clear()
+        self.leadership.publish(LeaderState(term=self._term))
+
+    # Applying
+
+    def _on_soft_state(self, raw: RawNode, soft: SoftState) -> None:
+        was_leader = self._is_raft_leader
+        self._lead = soft.lead
+        self._is_raft_leader = soft.state is StateType.LEADER
+        if self._is_raft_leader and not was_leader:
+            # The empty entry of the new term is the last one now; once it is applied, every
+            # entry of earlier terms is too.
+            self._leader_barrier = raw.status().last_index
+            self._log.info("raft leadership won", term=self._term)
+        elif was_leader and not self._is_raft_leader:
+            self._log.info("raft leadership lost", term=self._term, leader=f"{soft.lead:x}")
+            self._waits.fail_proposals(
+                errors.Unavailable("raft leadership lost before the proposal committed")
+            )
+
+    async def _apply_normal(self, entry: Entry) -> None:
+        store = self._bound_store()
+        wait = self._waits.take_proposal(entry.index)
+        if wait is not None and wait.data == entry.data and not wait.future.done():
+            wait.future.set_result(entry.index)
+            # The proposer's caller (MemoryStore.update) applies the entry as soon as propose
+            # returns; later entries must wait for that.
+            try:
+                async with asyncio.timeout(_SETTLE_TIMEOUT):
+                    await wait.settled.wait()
+            except TimeoutError:
+                self._log.warning("raft proposal caller did not settle", index=entry.index)
+            if store.version >= entry.index:
+                return
+        elif wait is not None and not wait.future.done():
+            wait.future.set_exception(
+                errors.Unavailable(f"raft proposal at index {entry.index} was overwritten")
+            )
+        actions: Sequence[store_pb2.StoreAction] = ()
+        if entry.data:
+            try:
+                actions = store_pb2.InternalRaftRequest.FromString(entry.data).action
+            except DecodeError as err:
+                self._log.error("undecodable raft entry", index=entry.index, error=str(err))
+        store.apply_committed(actions, entry.index)
+
+    def _apply_conf_change(self, raw: RawNode, entry: Entry) -> None:
+        change = ConfChange.unmarshal(entry.data)
+        self._conf = raw.apply_conf_change(change)
+        peer = change.node_id
+        if change.type is ConfChangeType.REMOVE_NODE:
+            self.address_book.remove(peer)
+            if peer == self.id:
+                self._removed = True
+                self._log.warning("this raft member was removed from the cluster")
+        elif change.context:
+            try:
+                self.address_book.put(types_pb2.RaftMember.FromString(change.context))
+            except DecodeError as err:
+                self._log.error("undecodable raft member", index=entry.index, error=str(err))
+        self._sync_peers()
+        self._bound_store().apply_committed((), entry.index)
+        wait = self._waits.take_proposal(entry.index)
+        if wait is not None and not wait.future.done():
+            if wait.data == entry.data:
+                wait.future.set_result(entry.index)
+            else:
+                wait.future.set_exception(
+                    errors.Unavailable(f"membership change at index {entry.index} was overwritten")
+                )
+
+    def _install_snapshot(self, snap: Snapshot) -> None:
+        self._restore_store(self._bound_store(), snap)
+        self._applied = self._snapshot_index = snap.metadata.index
+        self._conf = snap.metadata.conf_state
+        self._sync_peers()
+
+    def _restore_store(self, store: MemoryStore, snap: Snapshot) -> None:
+        try:
+            payload = store_pb2.Snapshot.FromString(snap.data)
+        except DecodeError as err:
+            raise errors.FailedPrecondition(
+                f"raft snapshot {snap.metadata.index} cannot be decoded: {err}"
+            ) from err
+        store.restore(payload.store, snap.metadata.index)
+        self.address_book.restore(payload.membership)
+        self.address_book.put(self._member)
+        self._log.info("store restored from raft snapshot", index=snap.metadata.index)
+
+    def _sync_peers(self) -> None:
+        """Tell the transport about every member but ourselves."""
+        for peer in self.address_book.ids():
+            addr = self.address_book.addr(peer)
+            if peer != self.id and addr:
+                self._transport.set_peer(peer, addr)
+        for peer in self._conf.voters | self._conf.learners:
+            if self.address_book.is_removed(peer):
+                self._transport.remove_peer(peer)
+
+    async def _publish_leadership(self) -> None:
+        lead = self._lead
+        is_leader = self._is_raft_leader and self._applied >= self._leader_barrier
+        addr = self._member.addr if lead == self.id else self.address_book.addr(lead)
+        self.leadership.publish(LeaderState(is_leader, lead, addr, self._term))
+
+    async def _maybe_snapshot(self) -> None:
+        """Snapshot the store every `snapshot_interval` applied entries and compact the log."""
+        store = self._bound_store()
+        if self._applied - self._snapshot_index < self._settings.snapshot_interval:
+            return
+        if store.version != self._applied:
+            return  # a local transaction is being applied; try after the next Ready
+        index = self._applied
+        data = store_pb2.Snapshot(
+            version=SNAPSHOT_FORMAT,
+            membership=self.address_book.to_snapshot(),
+            store=store.snapshot(),
+            store_version=index,
+        ).SerializeToString()
+        # Awaited in the loop: nothing else writes the storage meanwhile, so the snapshot and
+        # a snapshot received from a leader cannot interleave.
+        await self._storage.create_snapshot(
+            index, self._conf, data, keep=self._settings.keep_entries
+        )
+        self._snapshot_index = index
+        self._log.info("raft snapshot saved", index=index, size=len(data))
+
+    # Inputs from the transport (RaftHandler)
+
+    def receive(self, msg: Message) -> None:
+        """Queue a peer's message for the core (dropped if not for us or from a removed id)."""
+        if msg.to != self.id or self.address_book.is_removed(msg.from_):
+            self._log.debug("raft message dropped", to=f"{msg.to:x}", source=f"{msg.from_:x}")
+            return
+        if len(self._inbox) >= MAX_INBOX:
+            return
+        self._inbox.append(msg)
+        self._wake.set()
+
+    def report_unreachable(self, peer: RaftID) -> None:
+        """A message to `peer` was dropped."""
+        self._post(lambda raw: raw.report_unreachable(peer))
+
+    def report_snapshot(self, peer: RaftID, *, failed: bool) -> None:
+        """A snapshot to `peer` was sent (or not)."""
+        self._post(lambda raw: raw.report_snapshot(peer, failed=failed))
+
+    def _post(self, fn: Callable[[RawNode], None]) -> None:
+        raw = self._raw
+        if raw is None or not self._running:
+            return
+        self._calls.append(lambda: fn(raw) if self._running else None)
+        self._wake.set()
+
+    async def _in_loop(self, fn: Callable[[RawNode], T]) -> T:
+        """Run fn on the core between two Readys and return its result (or raise its error)."""
+        raw = self._raw
+        if raw is None or not self._running:
+            raise errors.Unavailable(f"raft member {self.id:x} is not running")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def call() -> None:
+            if fut.done():
+                return
+            if not self._running:
+                fut.set_exception(errors.Unavailable(f"raft member {self.id:x} stopped"))
+                return
+            try:
+                fut.set_result(fn(raw))
+            except ProposalDropped as err:
+                fut.set_exception(err)
+
+        self._calls.append(call)
+        self._wake.set()
+        return await fut
+
+    # The Proposer protocol and reads
+
+    async def propose(self, actions: Sequence[store_pb2.StoreAction]) -> int:
+        """Replicate one transaction's actions; return the log index it committed at.
+
+        Raises:
+            errors.NotLeader: this member does not lead (leader_addr names the leader).
+            errors.InvalidArgument: the transaction is too large for one entry.
+            errors.Unavailable: it did not commit within the propose timeout or leadership was
+                lost meanwhile (it may still commit), or the node stopped.
+        """
+        self._check_leader()
+        request = store_pb2.InternalRaftRequest(id=next(self._request_ids), action=actions)
+        data = request.SerializeToString()
+        if len(data) > MAX_PROPOSAL_BYTES:
+            raise errors.InvalidArgument(
+                f"transaction of {len(data)} bytes exceeds the raft entry limit "
+                f"of {MAX_PROPOSAL_BYTES} bytes"
+            )
+        wait = ProposalWait(data, asyncio.get_running_loop().create_future())
+
+        def start(raw: RawNode) -> int:
+            index = raw.propose(data)
+            self._waits.add_proposal(index, wait)
+            return index
+
+        try:
+            async with asyncio.timeout(self._settings.propose_timeout):
+                await self._in_loop(start)
+                return await wait.future
+        except ProposalDropped as err:
+            raise errors.NotLeader(self.leadership.state.leader_addr) from err
+        except TimeoutError as err:
+            raise errors.Unavailable(
+                f"raft proposal not committed within {self._settings.propose_timeout:g}s "
+                "(it may still commit)"
+            ) from err
+        finally:
+            wait.settled.set()
+
+    async def read_barrier(self) -> int:
+        """Wait until this member's store reflects every write committed before the call.
+
+        A linearizable read (Raft §6.4, read index): the leader confirms its leadership with a
+        quorum and names its commit index; this returns once that index is applied here.
+
+        Raises:
+            errors.Unavailable: no leader is known, or no answer within the propose timeout.
+        """
+        ctx = next(self._read_ids).to_bytes(8, "big")
+        fut = self._waits.add_read(ctx)
+        limit = self._settings.propose_timeout
+        try:
+            async with asyncio.timeout(limit):
+                await self._in_loop(lambda raw: raw.read_index(ctx))
+                index = await fut
+                if self._applied < index:
+                    await self._waits.until_applied(index)
+        except ProposalDropped as err:
+            raise errors.Unavailable("no raft leader to confirm the read") from err
+        except TimeoutError as err:
+            raise errors.Unavailable(f"raft read not confirmed within {limit:g}s") from err
+        finally:
+            self._waits.drop_read(ctx)
+        return index
+
+    def _check_leader(self) -> None:
+        state = self.leadership.state
+        if not self._running:
+            raise errors.Unavailable(f"raft member {self.id:x} is not running")
+        if not state.is_leader:
+            if self._is_raft_leader:
+                raise errors.Unavailable("the raft leader is still catching up")
+            raise errors.NotLeader(state.leader_addr)
+
+    # Membership
+
+    async def add_learner(self, member: types_pb2.RaftMember) -> int:
+        """Add a non-voting member that receives the log (first step of adding a manager).
+
+        Returns the index of the applied change.
+        """
+        change = ConfChange(
+            ConfChangeType.ADD_LEARNER, RaftID(member.raft_id), member.SerializeToString()
+        )
+        return await self._change_membership(change)
+
+    async def promote(self, raft_id: RaftID) -> int:
+        """Make a learner (or a new member) a voter.
+
+        Raises:
+            errors.NotFound: the member is unknown.
+        """
+        member = self.address_book.get(raft_id)
+        if member is None:
+            raise errors.NotFound("raft member", f"{raft_id:x}")
+        change = ConfChange(ConfChangeType.ADD_NODE, raft_id, member.SerializeToString())
+        return await self._change_membership(change)
+
+    async def remove_member(self, raft_id: RaftID) -> int:
+        """Remove a member; refused when the reachable voters left would not form a quorum.
+
+        Raises:
+            errors.FailedPrecondition: the removal would lose quorum.
+        """
+        left = self._conf.voters - {raft_id}
+        reachable = sum(1 for v in left if v == self.id or self._transport.is_active(v))
+        if raft_id in self._conf.voters and left and reachable < len(left) // 2 + 1:
+            raise errors.FailedPrecondition(
+                f"removing raft member {raft_id:x} would leave {reachable} of {len(left)} "
+                "voters reachable: no quorum"
+            )
+        return await self._change_membership(ConfChange(ConfChangeType.REMOVE_NODE, raft_id))
+
+    async def _change_membership(self, change: ConfChange) -> int:
+        self._check_leader()
+        data = change.marshal()
+        wait = ProposalWait(data, asyncio.get_running_loop().create_future())
+
+        def start(raw: RawNode) -> int:
+            index = raw.propose_conf_change(change)
+            self._waits.add_proposal(index, wait)
+            return index
+
+        try:
+            async with asyncio.timeout(self._settings.propose_timeout):
+                await self._in_loop(start)
+                index = await wait.future
+        except ConfChangeRejected as err:
+            raise errors.FailedPrecondition(f"membership change refused: {err}") from err
+        except ProposalDropped as err:
+            raise errors.NotLeader(self.leadership.state.leader_addr) from err
+        except TimeoutError as err:
+            raise errors.Unavailable("membership change not applied in time") from err
+        finally:
+            wait.settled.set()
+        self._log.info(
+            "raft membership changed", change=change.type.name.lower(), member=f"{change.node_id:x}"
+        )
+        return index
+
+    async def transfer_leadership(self, to: RaftID = NONE) -> RaftID:
+        """Hand leadership to `to` (default: a connected voter) and wait until it leads.
+
+        Raises:
+            errors.NotLeader: this member does not lead.
+            errors.FailedPrecondition: no other voter is reachable.
+            errors.Unavailable: the transfer did not complete within the propose timeout.
+        """
+        self._check_leader()
+        target = to
+        if target == NONE:
+            others = sorted(v for v in self._conf.voters if v != self.id)
+            active = [v for v in others if self._transport.is_active(v)]
+            if not active:
+                raise errors.FailedPrecondition("no reachable voter to transfer leadership to")
+            target = active[0]
+        try:
+            async with asyncio.timeout(self._settings.propose_timeout):
+                await self._in_loop(lambda raw: raw.transfer_leader(target))
+                state = self.leadership.state
+                while state.leader_id != target:
+                    state = await self.leadership.changed(state)
+        except ProposalDropped as err:
+            raise errors.NotLeader(self.leadership.state.leader_addr) from err
+        except TimeoutError as err:
+            raise errors.Unavailable(
+                f"leadership not transferred to raft member {target:x} in time"
+            ) from err
+        return target
+
+    # Introspection
+
+    @property
+    def applied(self) -> int:
+        """Index of the last entry applied to the store."""
+        return self._applied
+
+    @property
+    def removed(self) -> bool:
+        """This member was removed from the cluster."""
+        return self._removed
+
+    @property
+    def conf_state(self) -> ConfState:
+        """The membership as of the applied index."""
+        return self._conf
+
+    def status(self) -> Status:
+        """The core's status (term, commit, applied, progress when leader)."""
+        return self._core().status()
+
+    async def wait_applied(self, index: int) -> None:
+        """Wait until the entry at `index` is applied here."""
+        if self._applied < index:
+            await self._waits.until_applied(index)
+
+    async def close(self) -> None:
+        """Close the storage (after `run` ended)."""
+        await self._storage.close()
+
+    def _core(self) -> RawNode:
+        if self._raw is None:
+            raise errors.FailedPrecondition(f"recover raft member {self.id:x} before running it")
+        return self._raw
+
+    def _bound_store(self) -> MemoryStore:
+        if self._store is None:
+            raise errors.FailedPrecondition(f"recover raft member {self.id:x} before running it")
+        return self._store
+
+
+class _CoreLogger:
+    """The core's RaftLogger on a bound structlog logger."""
+
+    def __init__(self, logger: structlog.typing.FilteringBoundLogger) -> None:
+        self._log = logger
+
+    def debug(self, event: str, **fields: object) -> None:
+        self._log.debug(event, **fields)
+
+    def info(self, event: str, **fields: object) -> None:
+        self._log.info(event, **fields)
+
+    def warning(self, event: str, **fields: object) -> None:
+        self._log.warning(event, **fields)
+
+
+def _read_member(path: Path) -> types_pb2.RaftMember | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return types_pb2.RaftMember.FromString(data)
+    except DecodeError as err:
+        raise errors.FailedPrecondition(f"raft identity {path} is damaged: {err}") from err
+
+
+def _choose_identity(
+    saved: types_pb2.RaftMember | None, given: types_pb2.RaftMember | None, path: Path
+) -> types_pb2.RaftMember:
+    if saved is None:
+        if given is None:
+            raise errors.FailedPrecondition(f"no raft identity in {path}; give the raft member")
+        return given
+    if given is None:
+        return saved
+    if given.raft_id != saved.raft_id:
+        raise errors.FailedPrecondition(
+            f"{path} belongs to raft member {saved.raft_id:x}, not {given.raft_id:x}"
+        )
+    merged = types_pb2.RaftMember()
+    merged.CopyFrom(saved)
+    if given.addr:
+        merged.addr = given.addr
+    return merged
+
+
+__all__ = ["MAX_PROPOSAL_BYTES", "RaftNode"]
