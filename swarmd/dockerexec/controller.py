@@ -10,15 +10,25 @@ before they look at the container, so an exit between the look and the wait is n
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 
-from swarmd.agent.exec import ContainerUnhealthy, ExitError, ImageNotFound, RuntimeStatus
+from swarmd.agent.exec import (
+    ContainerUnhealthy,
+    ExitError,
+    ImageNotFound,
+    LogLine,
+    LogOptions,
+    RuntimeStatus,
+)
 from swarmd.api import objects_pb2, types_pb2
 from swarmd.dockerexec import container as spec
 from swarmd.dockerexec.adapter import DockerAdapter, EngineConflict, EngineError
 from swarmd.dockerexec.events import HEALTHY, RESYNC, UNHEALTHY, EngineEvent, EventHub
+from swarmd.dockerexec.logs import read_logs
 from swarmd.errors import FailedPrecondition, NotFound
 
 _log = structlog.get_logger(component="dockerexec")
@@ -228,6 +238,26 @@ class DockerController:
             ports=spec.published_ports(info, self.task),
             health=spec.health_state(info),
         )
+
+    async def logs(self, options: LogOptions) -> AsyncIterator[LogLine]:
+        """The container's output (dockerexec.logs: one thread per stream, off the call pool).
+
+        Raises NotFound when the task has no container.
+        """
+        info = await self._require_for_logs()
+        lines = read_logs(
+            self._adapter.new_client, str(info["Id"]), options, self._adapter.call_timeout
+        )
+        # Closed explicitly, so that a reader that stops early stops the threads at once.
+        async with contextlib.aclosing(lines):
+            async for line in lines:
+                yield line
+
+    async def _require_for_logs(self) -> Info:
+        info = await self._lookup()
+        if info is None:
+            raise NotFound("container", self._name, f"task {self.task.id} has no container")
+        return info
 
 
 def _reason(err: BaseException) -> str:

@@ -5,7 +5,7 @@ Implementations live outside the agent: swarmd.dockerexec (Docker Engine) and
 swarmd.testing.fake_executor (tests).
 """
 
-from swarmd.agent.exec.controller import Controller, RuntimeStatus
+from swarmd.agent.exec.controller import Controller, LogLine, LogOptions, RuntimeStatus
 from swarmd.agent.exec.errors import (
     ContainerUnhealthy,
     ExitError,
@@ -30,6 +30,8 @@ __all__ = [
     "ExitError",
     "ImageNotFound",
     "InvalidTask",
+    "LogLine",
+    "LogOptions",
     "RuntimeStatus",
     "Step",
     "TaskNoop",

@@ -21,10 +21,11 @@ Rules every implementation follows:
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from swarmd.api import types_pb2
+from swarmd.api import logs_pb2, types_pb2
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,32 @@ class RuntimeStatus:
     container: types_pb2.ContainerStatus | None = None
     ports: tuple[types_pb2.PortConfig, ...] = field(default_factory=tuple)
     health: types_pb2.HealthState.ValueType = types_pb2.HEALTH_STATE_NONE
+
+
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """Which of a task's log lines `Controller.logs()` returns.
+
+    `tail` is the number of most recent lines to start with (None: all of them, 0: none, which
+    with `follow` means only new lines); it counts stdout and stderr together. `since` is a unix
+    time in seconds: older lines are left out. With `follow` the iterator goes on with new lines
+    until the process has exited and its output is drained, or until the caller stops reading.
+    """
+
+    stdout: bool = True
+    stderr: bool = True
+    follow: bool = False
+    tail: int | None = None
+    since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line a task wrote: which stream, when (unix nanoseconds), the bytes without newline."""
+
+    stream: logs_pb2.LogStream.ValueType
+    timestamp_ns: int
+    data: bytes
 
 
 class Controller(Protocol):
@@ -99,5 +126,15 @@ class Controller(Protocol):
         """The current container status, host ports and health (cheap: one inspect)."""
         ...
 
+    def logs(self, options: LogOptions) -> AsyncIterator[LogLine]:
+        """The task's output lines, oldest first within each stream, as `options` select.
 
-__all__ = ["Controller", "RuntimeStatus"]
+        Precondition: none; a task whose container does not exist (yet, or any more) raises
+        `NotFound` when iterated. May be called while other methods are in flight (it only
+        reads). Closing the iterator (`aclose()`, or cancelling the reader) releases
+        everything it holds at once, also while it waits for new lines with `follow`.
+        """
+        ...
+
+
+__all__ = ["Controller", "LogLine", "LogOptions", "RuntimeStatus"]
