@@ -29,7 +29,7 @@ import collections
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -269,7 +269,7 @@ class _Readers:
         await asyncio.gather(*(r.close() for r in self.readers))
 
 
-async def _merged_by_time(readers: list[StreamReader]) -> AsyncIterator[LogLine]:
+async def _merged_by_time(readers: list[StreamReader]) -> AsyncGenerator[LogLine, None]:
     """Lines of time-ordered streams that all end, merged into one time order."""
     heads: dict[int, LogLine] = {}
     for i, reader in enumerate(readers):
@@ -286,7 +286,7 @@ async def _merged_by_time(readers: list[StreamReader]) -> AsyncIterator[LogLine]
             heads[i] = line
 
 
-async def _merged_by_arrival(readers: list[StreamReader]) -> AsyncIterator[LogLine]:
+async def _merged_by_arrival(readers: list[StreamReader]) -> AsyncGenerator[LogLine, None]:
     """Lines of live streams in the order they arrive, until every stream ended."""
     getters = {asyncio.ensure_future(r.get()): r for r in readers}
     try:
@@ -309,7 +309,7 @@ async def read_logs(
     container: str,
     options: LogOptions,
     call_timeout: float,
-) -> AsyncIterator[LogLine]:
+) -> AsyncGenerator[LogLine, None]:
     """The lines of `container` that `options` select (see the module docstring)."""
     streams = _streams(options)
     if not streams:
