@@ -26,8 +26,10 @@ from swarmd.manager.orchestrator.plan import (
     RejectTask,
     ReplaceTask,
     SetDesiredState,
+    SetUpdateStatus,
     StartTask,
 )
+from swarmd.manager.orchestrator.updatestatus import apply_update_status
 from swarmd.manager.store import Batch, MemoryStore, Tx
 
 _log = structlog.get_logger(component="orchestrator")
@@ -76,6 +78,8 @@ def apply_decision(tx: Tx, decision: Decision) -> bool:
             t.status.timestamp.CopyFrom(tasks.timestamp(now))
             tx.tasks.update(t)
             return True
+        case SetUpdateStatus():
+            return apply_update_status(tx, decision)
         case _:
             assert_never(decision)
 
@@ -125,6 +129,8 @@ async def commit_plan(store: MemoryStore, plan: Sequence[Decision], component: s
 
 
 def _task_of(decision: Decision) -> str:
+    if isinstance(decision, SetUpdateStatus):
+        return decision.service_id
     if isinstance(decision, CreateTask):
         return decision.task.id
     if isinstance(decision, ReplaceTask):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 
 from swarmd.api import objects_pb2
 from swarmd.clock import Clock
-from swarmd.manager.orchestrator import placement
+from swarmd.manager.orchestrator import placement, updatestatus
 from swarmd.manager.orchestrator import task as tasks
 from swarmd.manager.orchestrator.driver import run_reconciler
 from swarmd.manager.orchestrator.plan import (
@@ -31,6 +31,7 @@ from swarmd.manager.orchestrator.plan import (
 from swarmd.manager.orchestrator.restart import RestartSupervisor
 from swarmd.manager.orchestrator.taskinit import check_tasks
 from swarmd.manager.orchestrator.update import ReplaceAllUpdater, Updater
+from swarmd.manager.orchestrator.updater import RollingUpdater
 from swarmd.manager.store import Event, EventKind, MemoryStore, ReadTx
 
 ShouldRestart = Callable[[objects_pb2.Task], bool]
@@ -61,8 +62,10 @@ def reconcile_global(
     Args:
         service_tasks: the service's tasks (on `nodes` at least).
         every_node: `nodes` is the whole cluster, so live tasks on any other node (deleted
-            nodes, unassigned tasks) are shut down too.
+            nodes, unassigned tasks) are shut down too, and an active update goes to the
+            updater even without dirty slots.
     """
+    service_tasks = list(service_tasks)
     by_node: dict[str, list[objects_pb2.Task]] = {}
     for t in service_tasks:
         if t.desired_state < tasks.REMOVE:
@@ -95,8 +98,8 @@ def reconcile_global(
     if every_node:
         for group in by_node.values():
             out.extend(_shutdown(group))
-    if dirty:
-        out.extend(updater.update(service, dirty, now, cluster))
+    if dirty or (every_node and updatestatus.is_active(service)):
+        out.extend(updater.update(service, dirty, now, cluster, service_tasks))
     return out
 
 
@@ -146,6 +149,7 @@ class GlobalReconciler:
                 self._removed.add(obj.id)
                 self._services.discard(obj.id)
                 self.supervisor.clear_service(obj.id)
+                self.updater.forget(obj.id)
             else:
                 self._services.add(obj.id)
         elif isinstance(obj, objects_pb2.Node):
@@ -158,17 +162,21 @@ class GlobalReconciler:
                     self._services.add(obj.service_id)
                 return
             self.supervisor.observe_task(obj)
+            if self.updater.watches(obj.service_id):
+                self._services.add(obj.service_id)  # the update follows its tasks
             if tasks.is_live(obj) and obj.status.state > tasks.RUNNING:
                 self._candidates.add(obj.id)
 
     def next_wakeup(self) -> float | None:
-        """At once when events left work; else when the next delayed start is due."""
+        """At once when events left work; else when a delayed start or an update is due."""
         if self._candidates or self._nodes or self._services or self._removed:
             return float("-inf")
-        return self.supervisor.next_deadline()
+        due = [self.supervisor.next_deadline(), self.updater.next_deadline()]
+        return min((d for d in due if d is not None), default=None)
 
     def plan(self, tx: ReadTx, now: float) -> list[Decision]:
         """Due starts and restarts first; services and nodes once restarts are committed."""
+        self._services.update(self.updater.due(now))
         out = self.supervisor.due(now)
         restarts = self._plan_restarts(tx, now)
         if restarts:
@@ -181,6 +189,9 @@ class GlobalReconciler:
             )
         if self._services or self._nodes:
             services = [s for s in tx.services.list() if tasks.is_global(s)]
+            # The updater needs every node's task: a node change reaching a service with an
+            # update to make reconciles that service over all nodes.
+            self._services.update(s.id for s in services if self._updates_on_nodes(tx, s))
             nodes = tx.nodes.list() if self._services else []
             for service in services:
                 if service.id in self._services:
@@ -192,6 +203,17 @@ class GlobalReconciler:
         self._services.clear()
         self._nodes.clear()
         return out
+
+    def _updates_on_nodes(self, tx: ReadTx, service: objects_pb2.Service) -> bool:
+        if service.id in self._services or not self._nodes:
+            return False
+        if updatestatus.is_active(service):
+            return True
+        return any(
+            t.service_id == service.id and tasks.is_live(t) and tasks.is_dirty(service, t)
+            for node_id in self._nodes
+            for t in tx.tasks.find_by_node(node_id)
+        )
 
     def _reconcile(
         self,
@@ -256,7 +278,7 @@ class GlobalOrchestrator:
     Args:
         store: the manager's store.
         clock: time for timestamps and restart delays (FakeClock in tests).
-        updater: builds the Updater from the restart supervisor (default: replace all).
+        updater: builds the Updater from the restart supervisor (default: rolling updates).
     """
 
     def __init__(
@@ -267,7 +289,7 @@ class GlobalOrchestrator:
     ) -> None:
         self._store = store
         self._clock = clock
-        self.core = GlobalReconciler(updater=updater)
+        self.core = GlobalReconciler(updater=updater or RollingUpdater)
 
     async def run(self) -> None:
         """Reconcile until cancelled."""

@@ -1,11 +1,12 @@
 """Decisions of the orchestrators: what to write to the store, as plain value objects.
 
 Manager layer, pure. The reconcile steps (replicated, global, restart, taskinit, reaper,
-constraint enforcer) return lists of these; `commit.commit_plan` writes them in store batches,
-one decision per unit, each re-checked against the state current at write time, so a decision
-made from a slightly older view never moves a desired state backwards, never creates a task
-for a service deleted meanwhile and never replaces a task twice. Timestamps inside the
-decisions are stamped by the planner from its Clock, before anything is proposed.
+constraint enforcer, rolling updater) return lists of these; `commit.commit_plan` writes them
+in store batches, one decision per unit, each re-checked against the state current at write
+time, so a decision made from a slightly older view never moves a desired state backwards,
+never creates a task for a service deleted meanwhile and never replaces a task twice.
+Timestamps inside the decisions are stamped by the planner from its Clock, before anything is
+proposed.
 """
 
 from __future__ import annotations
@@ -67,8 +68,31 @@ class RejectTask:
     now: float
 
 
+@dataclass(frozen=True, slots=True)
+class SetUpdateStatus:
+    """Write a service's update status (the rolling updater, `updatestatus.apply_update_status`).
+
+    Skipped when the service is gone, its revision is no longer `revision` (a newer spec or a
+    manual rollback came in) or its update state is no longer `from_state` (someone else moved
+    the update on). With `rollback`, the service also goes back to its previous spec, as a new
+    revision.
+    """
+
+    service_id: str
+    revision: int
+    from_state: types_pb2.UpdateStatus.UpdateState.ValueType
+    status: types_pb2.UpdateStatus
+    rollback: bool = False
+
+
 Decision: TypeAlias = (
-    CreateTask | ReplaceTask | SetDesiredState | StartTask | DeleteTask | RejectTask
+    CreateTask
+    | ReplaceTask
+    | SetDesiredState
+    | StartTask
+    | DeleteTask
+    | RejectTask
+    | SetUpdateStatus
 )
 
 __all__ = [
@@ -78,5 +102,6 @@ __all__ = [
     "RejectTask",
     "ReplaceTask",
     "SetDesiredState",
+    "SetUpdateStatus",
     "StartTask",
 ]

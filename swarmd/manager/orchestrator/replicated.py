@@ -26,13 +26,14 @@ from dataclasses import dataclass, field
 
 from swarmd.api import objects_pb2, types_pb2
 from swarmd.clock import Clock
-from swarmd.manager.orchestrator import placement
+from swarmd.manager.orchestrator import placement, updatestatus
 from swarmd.manager.orchestrator import task as tasks
 from swarmd.manager.orchestrator.driver import run_reconciler
 from swarmd.manager.orchestrator.plan import CreateTask, Decision, SetDesiredState
 from swarmd.manager.orchestrator.restart import RestartSupervisor
 from swarmd.manager.orchestrator.taskinit import check_tasks
 from swarmd.manager.orchestrator.update import ReplaceAllUpdater, Updater
+from swarmd.manager.orchestrator.updater import RollingUpdater
 from swarmd.manager.store import Event, EventKind, MemoryStore, ReadTx
 
 _ROLLBACK_STARTED = types_pb2.UpdateStatus.UPDATE_STATE_ROLLBACK_STARTED
@@ -135,8 +136,9 @@ def reconcile_service(
 
     Scale up fills the lowest free slot numbers (a dead slot reused keeps its history); scale
     down removes `choose_victims`; dead slots not reused are removed; the occupied slots left
-    that hold a dirty task go to the updater.
+    that hold a dirty task go to the updater (also with none while an update is active).
     """
+    service_tasks = list(service_tasks)
     slots = group_slots(service, service_tasks, should_restart)
     want = service.spec.replicated.replicas
     have = len(slots.occupied)
@@ -155,8 +157,8 @@ def reconcile_service(
     for slot in sorted(slots.dead):
         out.extend(_remove_all(slots.dead[slot]))
     dirty = [keep[s] for s in sorted(keep) if any(tasks.is_dirty(service, t) for t in keep[s])]
-    if dirty:
-        out.extend(updater.update(service, dirty, now, cluster))
+    if dirty or updatestatus.is_active(service):
+        out.extend(updater.update(service, dirty, now, cluster, service_tasks))
     return out
 
 
@@ -206,6 +208,7 @@ class ReplicatedReconciler:
                 self._removed.add(obj.id)
                 self._services.discard(obj.id)
                 self.supervisor.clear_service(obj.id)
+                self.updater.forget(obj.id)
             else:
                 self._services.add(obj.id)
         elif isinstance(obj, objects_pb2.Node):
@@ -222,6 +225,8 @@ class ReplicatedReconciler:
                 self._services.add(t.service_id)  # a slot may have emptied
             return
         self.supervisor.observe_task(t)
+        if self.updater.watches(t.service_id):
+            self._services.add(t.service_id)  # the update follows its tasks
         if not tasks.is_live(t):
             return
         moved = not isinstance(old, objects_pb2.Task) or old.node_id != t.node_id
@@ -229,13 +234,15 @@ class ReplicatedReconciler:
             self._candidates.add(t.id)
 
     def next_wakeup(self) -> float | None:
-        """At once when events left work; else when the next delayed start is due."""
+        """At once when events left work; else when a delayed start or an update is due."""
         if self._candidates or self._nodes or self._services or self._removed:
             return float("-inf")
-        return self.supervisor.next_deadline()
+        due = [self.supervisor.next_deadline(), self.updater.next_deadline()]
+        return min((d for d in due if d is not None), default=None)
 
     def plan(self, tx: ReadTx, now: float) -> list[Decision]:
         """Due starts and restarts first; services once restarts are committed."""
+        self._services.update(self.updater.due(now))
         out = self.supervisor.due(now)
         restarts = self._plan_restarts(tx, now)
         if restarts:
@@ -286,7 +293,7 @@ class ReplicatedOrchestrator:
     Args:
         store: the manager's store.
         clock: time for timestamps and restart delays (FakeClock in tests).
-        updater: builds the Updater from the restart supervisor (default: replace all).
+        updater: builds the Updater from the restart supervisor (default: rolling updates).
     """
 
     def __init__(
@@ -297,7 +304,7 @@ class ReplicatedOrchestrator:
     ) -> None:
         self._store = store
         self._clock = clock
-        self.core = ReplicatedReconciler(updater=updater)
+        self.core = ReplicatedReconciler(updater=updater or RollingUpdater)
 
     async def run(self) -> None:
         """Reconcile until cancelled."""

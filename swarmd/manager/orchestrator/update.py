@@ -1,9 +1,11 @@
 """The seam for service updates: an `Updater` replaces tasks whose spec is out of date.
 
 Manager layer, pure. The replicated and global orchestrators find the slots of a service that
-hold a dirty task (`task.is_dirty`) and hand them to their Updater. Rolling updates
-(parallelism, delay, monitor, failure action, rollback) will be an Updater of their own; until
-then `ReplaceAllUpdater` replaces every dirty slot at once through `replace_dirty_slots`.
+hold a dirty task (`task.is_dirty`) and hand them, with all the service's tasks, to their
+Updater, also while an update is in progress and no slot is dirty any more (it must still
+watch the new tasks and say when it is done). The orchestrators run `updater.RollingUpdater`
+(parallelism, delay, order, monitor, failure action, rollback); `ReplaceAllUpdater` replaces
+every dirty slot at once through `replace_dirty_slots` (the bare cores' default, for tests).
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ class Updater(Protocol):
 
     `slots` holds, per slot (or node, for global services), the tasks meant to run there, or,
     when none is, the newest task that stopped and is not to be restarted (so a spec change
-    still reaches it). At least one task of each slot is dirty. Called from a reconcile step:
-    must not block or do I/O; may keep state between calls (an update in progress).
+    still reaches it). At least one task of each slot is dirty; `slots` may be empty while
+    the service's update is active (`updatestatus.is_active`). `service_tasks` are all the
+    service's tasks. Called from a reconcile step: must not block or do I/O; may keep state
+    between calls (an update in progress) but must be able to rebuild it from the store.
+
+    The orchestrator also reconciles a service when one of its tasks changes while
+    `watches(service_id)`, and when `due(now)` names it (at `next_deadline()`); it calls
+    `forget` when the service is removed.
     """
 
     def update(
@@ -34,7 +42,16 @@ class Updater(Protocol):
         slots: Sequence[Slot],
         now: float,
         cluster: objects_pb2.Cluster | None,
+        service_tasks: Sequence[objects_pb2.Task] = (),
     ) -> list[Decision]: ...
+
+    def watches(self, service_id: str) -> bool: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def due(self, now: float) -> list[str]: ...
+
+    def forget(self, service_id: str) -> None: ...
 
 
 def replace_dirty_slots(
@@ -84,9 +101,25 @@ class ReplaceAllUpdater:
         slots: Sequence[Slot],
         now: float,
         cluster: objects_pb2.Cluster | None,
+        service_tasks: Sequence[objects_pb2.Task] = (),
     ) -> list[Decision]:
         """Replace all dirty slots now."""
         return replace_dirty_slots(service, slots, self._supervisor, now, cluster)
+
+    def watches(self, service_id: str) -> bool:
+        """Never: nothing is followed after the replacements are made."""
+        return False
+
+    def next_deadline(self) -> float | None:
+        """None: no deadlines."""
+        return None
+
+    def due(self, now: float) -> list[str]:
+        """Nothing is ever due."""
+        return []
+
+    def forget(self, service_id: str) -> None:
+        """Nothing to forget."""
 
 
 __all__ = ["ReplaceAllUpdater", "Slot", "Updater", "replace_dirty_slots"]

@@ -157,7 +157,7 @@ def test_replicated_spec_change_goes_to_updater_with_dirty_slots():
     calls = []
 
     class Recording:
-        def update(self, service, slots, now, cluster):
+        def update(self, service, slots, now, cluster, service_tasks=()):
             calls.append(sorted(t.id for slot in slots for t in slot))
             return []
 
