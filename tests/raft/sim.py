@@ -58,6 +58,8 @@ class Chaos:
     restart: float = 0.25
     propose: float = 0.35
     conf_change: float = 0.03
+    transfer: float = 0.01
+    read: float = 0.1
     max_conf_changes: int = 4
     compact_every: int = 12
     keep_entries: int = 3
@@ -180,8 +182,10 @@ class Simulation:
         self.conf_changes = 0
         self.final: Proposal | None = None
         self.checker = Checker()
+        self.reads: dict[bytes, int] = {}  # read context -> index its answer must reach
+        self.reads_seen: dict[RaftID, int] = {}
         self.stats: dict[str, int] = dict.fromkeys(
-            ("crashes", "partitions", "snapshots", "dropped", "duplicated"), 0
+            ("crashes", "partitions", "snapshots", "dropped", "duplicated", "reads"), 0
         )
         founders = [RaftID(i) for i in range(1, size + 1)]
         for member_id in founders:
@@ -261,12 +265,25 @@ class Simulation:
             elif not member.alive and rng.random() < c.restart:
                 self.trace(f"restart {member_id}")
                 member.restart()
-                self.checker.forget_applied_position(member_id)
+                self._restarted(member_id)
+
+    def _restarted(self, member_id: RaftID) -> None:
+        # A restarted member replays its log and forgets its pending reads.
+        self.checker.forget_applied_position(member_id)
+        self.reads_seen[member_id] = 0
 
     def _client_requests(self) -> None:
+        self._read(self.rng.choice(self.live_members() or [None]))
         leader = self.leader()
         if leader is None:
             return
+        if self.rng.random() < self.chaos.transfer:
+            target = self.rng.choice(sorted(leader.node.raft.tracker.voters))
+            self.trace(f"transfer leadership {leader.id} -> {target}")
+            try:
+                leader.node.transfer_leader(target)
+            except ProposalDropped:
+                return
         if self.rng.random() < self.chaos.propose:
             data = f"v{self.seed}-{self.time}".encode()
             try:
@@ -278,6 +295,31 @@ class Simulation:
             self.chaos.conf_change
         ):
             self._propose_conf_change(leader)
+
+    def _read(self, member: Member | None) -> None:
+        """Ask `member` for a linearizable read; remember what its answer must cover."""
+        if member is None or self.rng.random() >= self.chaos.read:
+            return
+        ctx = f"read-{self.time}-{member.id}".encode()
+        try:
+            member.node.read_index(ctx)
+        except ProposalDropped:
+            return
+        # Everything committed anywhere before the read started must be visible to it.
+        self.reads[ctx] = max(self.checker.committed, default=0)
+
+    def _check_reads(self, member: Member) -> None:
+        for rs in member.read_states[self.reads_seen.get(member.id, 0) :]:
+            required = self.reads.get(rs.request_ctx)
+            if required is None:
+                raise SimulationFailure(f"member {member.id} got an unknown read {rs}")
+            if rs.index < required:
+                raise SimulationFailure(
+                    f"linearizability: read {rs.request_ctx!r} on member {member.id} got "
+                    f"index {rs.index}, but {required} was committed before it started"
+                )
+            self.stats["reads"] += 1
+        self.reads_seen[member.id] = len(member.read_states)
 
     def _propose_conf_change(self, leader: Member) -> None:
         conf = leader.node.raft.tracker.conf_state()
@@ -350,6 +392,7 @@ class Simulation:
                     self._send(msg)
                 self._ack_proposals(member, rd.committed_entries)
                 self._shut_down_removed(rd.committed_entries)
+                self._check_reads(member)
                 if chaotic and rd.messages and self.rng.random() < self.chaos.crash_after_send:
                     # The worst moment: its promises (votes, acks) are out, only what it
                     # persisted survives.
@@ -395,7 +438,7 @@ class Simulation:
         for member_id, member in sorted(self.members.items()):
             if not member.alive and member_id not in self.shut_down:
                 member.restart()
-                self.checker.forget_applied_position(member_id)
+                self._restarted(member_id)
         self.trace("healing")
         final: tuple[RaftID, int] | None = None  # who got the final proposal, in what term
         for _ in range(limit):

@@ -11,8 +11,9 @@ from collections import Counter
 
 import pytest
 
-from swarmd.raft import Message
+from swarmd.raft import Message, MessageType
 from swarmd.raft.raft import Raft
+from swarmd.raft.roles import leader
 from swarmd.raft.types import NONE
 from tests.raft.sim import Simulation, SimulationFailure, size_for
 
@@ -48,7 +49,7 @@ def test_sim_exercises_the_faults_it_claims() -> None:
         totals["acked"] += sum(p.acked for p in sim.proposals.values())
         totals["conf_changes"] += sim.conf_changes
         totals["removed"] += len(sim.shut_down)
-    for key in ("crashes", "partitions", "snapshots", "dropped", "duplicated", "removed"):
+    for key in ("crashes", "partitions", "snapshots", "dropped", "duplicated", "removed", "reads"):
         assert totals[key] > 0, key
     assert totals["terms"] > 24  # leadership changed hands repeatedly
     assert totals["acked"] > 100
@@ -85,3 +86,23 @@ def test_sim_catches_a_member_that_votes_twice(monkeypatch: pytest.MonkeyPatch) 
             failures.append(str(err))
     assert failures
     assert all("election safety" in f or "leader completeness" in f for f in failures)
+
+
+def test_sim_catches_reads_served_without_a_heartbeat_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The read check can fail: a leader answering reads at once (no quorum confirmation)
+    serves stale reads once it has been deposed without knowing it."""
+
+    def eager(raft: Raft, msg: Message) -> None:
+        leader._answer_read(raft, msg.from_, raft.log.committed, msg.context)
+
+    monkeypatch.setitem(leader.HANDLERS, MessageType.READ_INDEX, eager)
+    failures: list[str] = []
+    for seed in range(4):
+        try:
+            Simulation(seed, size_for(seed)).run()
+        except SimulationFailure as err:
+            failures.append(str(err))
+    assert failures
+    assert all("linearizability" in f for f in failures)
