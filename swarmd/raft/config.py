@@ -28,7 +28,9 @@ class Config:
         check_quorum: a leader steps down when it did not hear from a quorum during an
             election timeout; followers that heard from a leader recently ignore votes.
         applied: the last index the application applied before a restart (0: from the
-            snapshot); committed entries are handed out again from the next one.
+            snapshot); committed entries are handed out again from the next one. Above the
+            snapshot index, `Storage.initial_state()` must report the membership as of
+            `applied` (MemoryStorage reports the snapshot's, so use 0 with it).
     """
 
     id: RaftID

@@ -4,6 +4,9 @@ Raft core layer. The driver (`swarmd.manager.raftnode`) owns one RawNode and cal
 place only (it is not thread-safe, and not async: every call returns at once). The contract,
 as in etcd's RawNode:
 
+0. Start. A member founding a cluster calls `bootstrap(voters)` once and handles the first
+   Ready before anything else; a member joining one starts with empty storage and learns the
+   membership from the leader; a restarting member starts from its storage.
 1. Input. Call `tick()` at a fixed interval (the unit of `Config.election_tick`), `step(msg)`
    for every message received from a peer, and `propose`/`propose_conf_change`/`read_index`/
    `transfer_leader` for the application's requests.
