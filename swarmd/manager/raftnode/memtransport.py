@@ -25,6 +25,8 @@ class MemoryNetwork:
         self._handlers: dict[RaftID, RaftHandler] = {}
         self._isolated: set[RaftID] = set()
         self.delivered = 0
+        #: snapshot messages delivered, per recipient
+        self.snapshots: dict[RaftID, int] = {}
 
     def transport(self, raft_id: RaftID) -> MemoryTransport:
         """A Transport for the member `raft_id`."""
@@ -55,6 +57,8 @@ class MemoryNetwork:
             return  # lost in flight; raft retries
         self._handlers[msg.to].receive(msg)
         self.delivered += 1
+        if msg.type is MessageType.SNAP:
+            self.snapshots[msg.to] = self.snapshots.get(msg.to, 0) + 1
 
 
 class MemoryTransport:

@@ -27,7 +27,7 @@ import asyncio
 import itertools
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -199,6 +199,17 @@ class RaftNode:
         ]
         await self._storage.append(entries, HardState(term=1, commit=len(entries)))
         self._log.info("raft cluster bootstrapped", founders=len(entries))
+
+    def learn_members(self, members: Iterable[types_pb2.RaftMember]) -> None:
+        """Record where other members are (a joining manager: the members its Join returned).
+
+        A new member can only answer the leader once it knows the leader's address; it learns
+        the rest from the log.
+        """
+        for member in members:
+            if member.raft_id != self.id:
+                self.address_book.put(member)
+        self._sync_peers()
 
     async def recover(self, store: MemoryStore) -> None:
         """Restore the store from the latest snapshot and start the core from storage.
