@@ -11,7 +11,7 @@ for its cleanup, when leadership is lost. The rpc layer reads the same object th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -137,7 +137,7 @@ class StaticLeadership(LeadershipCell):
         super().__init__(LeaderState(True, node_id, addr, 0))
 
 
-async def watch_leadership(leadership: Leadership) -> AsyncIterator[LeaderState]:
+async def watch_leadership(leadership: Leadership) -> AsyncGenerator[LeaderState, None]:
     """The current state, then every later one (intermediate states may be skipped)."""
     state = leadership.state()
     yield state

@@ -6,6 +6,11 @@ OU = role, O = cluster id), never from `peer_identities()`, which holds the SANs
 section 3). grpc.aio interceptors only see the method name, not the TLS session, so the check runs
 inside a wrapper around the real handler, before it; a refusal aborts the call with the status
 `rpc.status` maps the error to.
+
+Forwarded calls (`rpc.forward`): a call carrying `swarmd-forwarded-*` metadata is accepted only
+from a direct peer that is a manager of this cluster; the forwarded caller is then authorised
+against the same table and bound as `current_peer()` (None for the local operator, as on the
+control socket), and `rpc.identity.current_forwarded()` names the forwarding manager.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import contextvars
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -25,6 +31,15 @@ from swarmd import errors, log
 from swarmd.ca.certstore import identity_of
 from swarmd.ca.peer import Peer, current_peer, reset_peer, set_peer
 from swarmd.ca.rootca import Role
+from swarmd.rpc.identity import (
+    LOCAL_OPERATOR,
+    Forwarded,
+    Metadata,
+    has_forwarded,
+    read_forwarded,
+    reset_forwarded,
+    set_forwarded,
+)
 from swarmd.rpc.status import code_for
 
 _log = structlog.get_logger(component="rpc")
@@ -97,6 +112,42 @@ def authorize(peer: Peer, method: str, cluster_id: str) -> None:
         raise errors.PermissionDenied(f"role {peer.role.value} may not call {method}")
 
 
+def admit_forwarded(
+    direct: Peer, metadata: Metadata | None, method: str, cluster_id: str
+) -> Forwarded | None:
+    """Authorise a call that may carry a forwarded identity; None if it carries none.
+
+    Args:
+        direct: the TLS peer of the call (already authenticated).
+        metadata: the call's invocation metadata.
+        method: the full method name.
+        cluster_id: this cluster.
+
+    Raises:
+        PermissionDenied: the direct peer is not a manager of this cluster, or the forwarded
+            caller may not call `method`.
+        Unauthenticated: the forwarded identity is malformed.
+    """
+    if not has_forwarded(metadata):
+        return None
+    if direct.cluster_id != cluster_id or direct.role is not Role.MANAGER:
+        raise errors.PermissionDenied(
+            f"node {direct.node_id} ({direct.role.value}) may not forward calls; "
+            "only managers of this cluster may"
+        )
+    claim = read_forwarded(metadata)
+    if claim is None:  # has_forwarded said otherwise; kept for the type checker
+        return None
+    caller, addr = claim
+    if caller is LOCAL_OPERATOR:
+        # The operator of a manager's control socket has that manager's rights.
+        if Role.MANAGER not in allowed_roles(method):
+            raise errors.PermissionDenied(f"the local operator may not call {method}")
+    else:
+        authorize(caller, method, cluster_id)
+    return Forwarded(caller=caller, peer_addr=addr, forwarder=direct)
+
+
 class AuthInterceptor(aio.ServerInterceptor):
     """Authenticates and authorises every call on the cluster port; binds `current_peer()`."""
 
@@ -115,54 +166,83 @@ class AuthInterceptor(aio.ServerInterceptor):
             return handler
         return _wrap(handler, handler_call_details.method, self._admit)
 
-    async def _admit(self, context: aio.ServicerContext[Any, Any], method: str) -> Peer:
-        """The peer, or abort the call with the status for the refusal."""
+    async def _admit(self, context: aio.ServicerContext[Any, Any], method: str) -> _Admitted:
+        """The caller (and its forwarding), or abort the call with the status for the refusal."""
         try:
             peer = peer_from_context(context)
-            authorize(peer, method, self._cluster_id)
+            forwarded = admit_forwarded(
+                peer, context.invocation_metadata(), method, self._cluster_id
+            )
+            if forwarded is None:
+                authorize(peer, method, self._cluster_id)
         except errors.SwarmError as err:
             _log.warning("rpc refused", rpc=method, peer=context.peer(), reason=err.message)
             await context.abort(code_for(err), err.message)
-        return peer
+        if forwarded is None:
+            return _Admitted(peer, None)
+        caller = None if forwarded.caller is LOCAL_OPERATOR else forwarded.caller
+        return _Admitted(caller, forwarded)
 
 
-_Admit = Callable[[aio.ServicerContext[Any, Any], str], Awaitable[Peer]]
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """Who the handler sees as its caller (None: the local operator) and any forwarding."""
+
+    caller: Peer | None
+    forwarded: Forwarded | None
 
 
-def _bind(peer: Peer, method: str) -> tuple[contextvars.Token[Peer | None], Mapping[str, Any]]:
-    token = set_peer(peer)
-    bound = structlog.contextvars.bind_contextvars(
-        **{log.RPC: method, log.PEER_NODE_ID: peer.node_id}
+_Admit = Callable[[aio.ServicerContext[Any, Any], str], Awaitable[_Admitted]]
+_FORWARDED_BY = "forwarded_by"
+_LOCAL_OPERATOR_ID = "local-operator"
+
+
+@dataclass(frozen=True, slots=True)
+class _Binding:
+    peer: contextvars.Token[Peer | None]
+    forwarded: contextvars.Token[Forwarded | None]
+    log: Mapping[str, Any]
+
+
+def _bind(admitted: _Admitted, method: str) -> _Binding:
+    fields: dict[str, Any] = {
+        log.RPC: method,
+        log.PEER_NODE_ID: admitted.caller.node_id if admitted.caller else _LOCAL_OPERATOR_ID,
+    }
+    if admitted.forwarded is not None:
+        fields[_FORWARDED_BY] = admitted.forwarded.forwarder.node_id
+    return _Binding(
+        set_peer(admitted.caller),
+        set_forwarded(admitted.forwarded),
+        structlog.contextvars.bind_contextvars(**fields),
     )
-    return token, bound
 
 
-def _unbind(token: contextvars.Token[Peer | None], bound: Mapping[str, Any]) -> None:
-    structlog.contextvars.reset_contextvars(**bound)
-    reset_peer(token)
+def _unbind(binding: _Binding) -> None:
+    structlog.contextvars.reset_contextvars(**binding.log)
+    reset_forwarded(binding.forwarded)
+    reset_peer(binding.peer)
 
 
 def _wrap_call(behavior: Callable[..., Awaitable[Any]], method: str, admit: _Admit) -> Any:
     async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-        peer = await admit(context, method)
-        token, bound = _bind(peer, method)
+        binding = _bind(await admit(context, method), method)
         try:
             return await behavior(request, context)
         finally:
-            _unbind(token, bound)
+            _unbind(binding)
 
     return handler
 
 
 def _wrap_gen(behavior: Callable[..., AsyncIterator[Any]], method: str, admit: _Admit) -> Any:
     async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        peer = await admit(context, method)
-        token, bound = _bind(peer, method)
+        binding = _bind(await admit(context, method), method)
         try:
             async for item in behavior(request, context):
                 yield item
         finally:
-            _unbind(token, bound)
+            _unbind(binding)
 
     return handler
 
@@ -203,6 +283,7 @@ __all__ = [
     "NODES",
     "AuthInterceptor",
     "Peer",
+    "admit_forwarded",
     "allowed_roles",
     "authorize",
     "current_peer",

@@ -106,17 +106,22 @@ def join_server(key_pem: bytes, chain_pem: bytes, addr: str) -> tuple[aio.Server
     return server, port
 
 
-def control_server(socket_path: str | Path) -> aio.Server:
+def control_server(
+    socket_path: str | Path, extra_interceptors: Sequence[aio.ServerInterceptor] = ()
+) -> aio.Server:
     """The local control API on a unix socket, mode 0600 (the directory is made 0700 if new).
 
     Returns only the unstarted server (a unix socket has no port). A stale socket file from a
-    previous run is removed first.
+    previous run is removed first. `extra_interceptors` run before the status mapping (the
+    manager's `rpc.forward.ForwardInterceptor(local_operator=True)`).
     """
     path = Path(socket_path)
     if not path.parent.exists():
         path.parent.mkdir(mode=0o700, parents=True)
     path.unlink(missing_ok=True)
-    server = aio.server(interceptors=[StatusInterceptor()], options=list(COMMON_OPTIONS))
+    server = aio.server(
+        interceptors=[*extra_interceptors, StatusInterceptor()], options=list(COMMON_OPTIONS)
+    )
     _bind(server, f"unix:{path}", None)
     # grpc creates the socket file when binding, with the process umask; narrow it right away.
     # The window before chmod is closed by the 0700 directory in normal deployments.
