@@ -6,6 +6,7 @@ for, follows the Assignments stream into the `Worker`, and sends task statuses t
 `StatusReporter`. On any failure it closes the channel, backs off and tries the next known
 manager; after reconnecting it re-reports every task's status. It re-reads the node description
 every `DESCRIBE_INTERVAL` and starts a new session when it changed (new engine labels, resources).
+Each session also serves the manager's log subscriptions (`swarmd.agent.logs`) on its channel.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import structlog
 from grpc import aio
 
 from swarmd import errors
+from swarmd.agent.logs import LogPublisher
 from swarmd.agent.remotes import Remotes
 from swarmd.agent.reporter import StatusReporter
 from swarmd.agent.worker import Worker
-from swarmd.api import dispatcher_pb2, dispatcher_pb2_grpc, types_pb2
+from swarmd.api import dispatcher_pb2, dispatcher_pb2_grpc, logs_pb2_grpc, types_pb2
 from swarmd.rpc.backoff import Backoff
 from swarmd.rpc.status import from_rpc_error
 
@@ -55,6 +57,7 @@ class Agent:
         self._describe = describe
         self._worker = worker
         self._reporter = reporter or StatusReporter()
+        self._logs = LogPublisher(worker.controllers) if worker is not None else None
         self._backoff = Backoff(0.1, 8.0)
         self._description: types_pb2.NodeDescription | None = None
         self.connected = asyncio.Event()
@@ -105,7 +108,7 @@ class Agent:
             self._backoff.reset()
             self.connected.set()
             _log.info("session established", manager=addr, session_id=self.session_id)
-            await self._serve(stub, stream)
+            await self._serve(stub, stream, logs_pb2_grpc.LogBrokerStub(channel))
         finally:
             await channel.close(grace=None)
 
@@ -113,6 +116,7 @@ class Agent:
         self,
         stub: dispatcher_pb2_grpc.DispatcherAsyncStub,
         stream: aio.UnaryStreamCall[dispatcher_pb2.SessionRequest, dispatcher_pb2.SessionMessage],
+        logs: logs_pb2_grpc.LogBrokerAsyncStub,
     ) -> None:
         session_id = self.session_id
 
@@ -132,6 +136,8 @@ class Agent:
         ]
         if self._worker is not None:
             loops.append(self._assignments(stub, self._worker))
+        if self._logs is not None:
+            loops.append(self._logs.run(logs))
         tasks = [asyncio.get_running_loop().create_task(c) for c in loops]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

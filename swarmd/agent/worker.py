@@ -42,6 +42,14 @@ class Worker:
     def task_ids(self) -> list[str]:
         return sorted(self._managers)
 
+    def controllers(self) -> list[tuple[objects_pb2.Task, Controller]]:
+        """Every managed task (as last observed here) with its controller, by task id.
+
+        Read-only view for the log publisher (swarmd.agent.logs); the task is the manager's
+        own copy: do not modify it.
+        """
+        return [(m.task, m.controller) for _, (m, _) in sorted(self._managers.items())]
+
     def statuses(self) -> list[tuple[str, types_pb2.TaskStatus]]:
         """Every managed task's current status, for re-reporting after a reconnect."""
         return [(tid, m.task.status) for tid, (m, _) in sorted(self._managers.items())]

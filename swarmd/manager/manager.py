@@ -16,7 +16,13 @@ from pathlib import Path
 import structlog
 from grpc import aio
 
-from swarmd.api import ca_pb2_grpc, control_pb2_grpc, dispatcher_pb2_grpc, watch_pb2_grpc
+from swarmd.api import (
+    ca_pb2_grpc,
+    control_pb2_grpc,
+    dispatcher_pb2_grpc,
+    logs_pb2_grpc,
+    watch_pb2_grpc,
+)
 from swarmd.ca.rootca import RootCA
 from swarmd.ca.security import SecurityConfig
 from swarmd.ca.server import CAServicer, NodeCAServicer
@@ -24,7 +30,8 @@ from swarmd.ca.tokens import new_join_token
 from swarmd.clock import Clock, SystemClock
 from swarmd.manager.controlapi import ControlServicer
 from swarmd.manager.dispatcher import DispatcherServicer
-from swarmd.manager.leader import leader_components, run_leader
+from swarmd.manager.leader import Component, leader_components, run_leader
+from swarmd.manager.logbroker import LogBroker, LogBrokerServicer, LogsServicer
 from swarmd.manager.store import MemoryStore
 from swarmd.manager.watchapi import WatchServicer
 from swarmd.rpc import server as rpcserver
@@ -75,15 +82,20 @@ class Manager:
         node_ca = NodeCAServicer(self._store, self._root_ca)
 
         watch = WatchServicer(self._store)
+        broker = LogBroker(self._store, self._clock)
+        logs = LogsServicer(broker)
         local = rpcserver.control_server(self._listeners.control_socket)
         control_pb2_grpc.add_ControlServicer_to_server(control, local)
         watch_pb2_grpc.add_WatchServicer_to_server(watch, local)
+        logs_pb2_grpc.add_LogsServicer_to_server(logs, local)
 
         cluster, self.remote_port = rpcserver.cluster_server(
             self._security, self._cluster_id, self._listeners.remote_api
         )
         control_pb2_grpc.add_ControlServicer_to_server(control, cluster)
         watch_pb2_grpc.add_WatchServicer_to_server(watch, cluster)
+        logs_pb2_grpc.add_LogsServicer_to_server(logs, cluster)
+        logs_pb2_grpc.add_LogBrokerServicer_to_server(LogBrokerServicer(broker), cluster)
         dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, cluster)
         ca_pb2_grpc.add_CAServicer_to_server(ca, cluster)
         ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, cluster)
@@ -105,7 +117,8 @@ class Manager:
                 join_port=self.join_port,
             )
             self.ready.set()
-            await run_leader(leader_components(self._store, self._clock, dispatcher))
+            components = leader_components(self._store, self._clock, dispatcher)
+            await run_leader([*components, Component("log-broker", broker.run)])
         finally:
             await asyncio.shield(
                 asyncio.gather(*(srv.stop(STOP_GRACE) for srv in servers), return_exceptions=True)

@@ -10,8 +10,11 @@ Scripting. Every task gets a `Behaviour`: the executor's default, or one set for
 (`script_task`) or service name (`script_service`), task id first. A Behaviour can make
 prepare() or start() fail (fatally, or temporarily for the first N calls), make the process
 exit with a code after some seconds of the injected Clock (a FakeClock in unit tests, real time
-in cluster tests), or report unhealthy. `exit(task_id, code)` ends a running task from outside,
-like a process dying on its own; `refuse(task_id, reason)` makes controller() raise InvalidTask.
+in cluster tests), report unhealthy, or print lines on stdout/stderr when it starts. `write(task_id,
+text)` makes a running task print a line later; `logs()` serves them with the same tail/since/
+follow rules as the Docker controller (follow ends when the process exits). `exit(task_id,
+code)` ends a running task from outside, like a process dying on its own; `refuse(task_id,
+reason)` makes controller() raise InvalidTask.
 
 What is recorded, for assertions: each controller's `calls` (method names in order), the
 executor's `controllers` (latest per task id) and `containers` (live ones, by task id).
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Collection, Coroutine
+from collections.abc import AsyncIterator, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +37,14 @@ from swarmd.agent.exec import (
     Executor,
     ExitError,
     InvalidTask,
+    LogLine,
+    LogOptions,
     RuntimeStatus,
     TemporaryError,
 )
-from swarmd.api import objects_pb2, types_pb2
+from swarmd.api import logs_pb2, objects_pb2, types_pb2
 from swarmd.clock import Clock, SystemClock
-from swarmd.errors import FailedPrecondition
+from swarmd.errors import FailedPrecondition, NotFound
 
 #: The exit code of a process stopped by shutdown() (128 + SIGTERM) and by terminate() (SIGKILL).
 STOP_EXIT_CODE = 143
@@ -58,6 +63,8 @@ class Behaviour:
         run_seconds: clock seconds between start() and that exit (0 = at once).
         unhealthy: start() raises ContainerUnhealthy, as a failing health check would.
         ports: host ports the container reports as published, for observe().
+        stdout: lines the process prints on stdout when it starts.
+        stderr: lines it prints on stderr after those.
     """
 
     prepare_error: Exception | None = None
@@ -67,6 +74,8 @@ class Behaviour:
     run_seconds: float = 0.0
     unhealthy: bool = False
     ports: tuple[types_pb2.PortConfig, ...] = ()
+    stdout: tuple[str, ...] = ()
+    stderr: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -80,15 +89,41 @@ class FakeContainer:
     pid: int = 0
     started_at: float | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    #: What the process printed, oldest first.
+    lines: list[LogLine] = field(default_factory=list)
+    _waiters: set[asyncio.Future[None]] = field(default_factory=set)
 
     def finish(self, code: int) -> None:
-        """Mark the process as exited with `code`, waking wait()."""
+        """Mark the process as exited with `code`, waking wait() and log followers."""
         if self.state == "exited":
             return
         self.state = "exited"
         self.exit_code = code
         self.pid = 0
         self.exited.set()
+        self._notify()
+
+    def print(self, stream: logs_pb2.LogStream.ValueType, text: str, now: float) -> None:
+        """Record one line the process wrote; timestamps strictly increase."""
+        ts = int(now * 1e9)
+        if self.lines:
+            ts = max(ts, self.lines[-1].timestamp_ns + 1)
+        self.lines.append(LogLine(stream=stream, timestamp_ns=ts, data=text.encode()))
+        self._notify()
+
+    async def changed(self) -> None:
+        """Until the next line or the exit."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            await fut
+        finally:
+            self._waiters.discard(fut)
+
+    def _notify(self) -> None:
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(None)
 
 
 class FakeExecutor:
@@ -153,6 +188,18 @@ class FakeExecutor:
         if container is None or container.state != "running":
             raise FailedPrecondition(f"fake container of task {task_id} is not running")
         container.finish(code)
+
+    def write(
+        self,
+        task_id: str,
+        text: str,
+        stream: logs_pb2.LogStream.ValueType = logs_pb2.LOG_STREAM_STDOUT,
+    ) -> None:
+        """Make the process of `task_id` print one line (on stdout unless told otherwise)."""
+        container = self.containers.get(task_id)
+        if container is None or container.state != "running":
+            raise FailedPrecondition(f"fake container of task {task_id} is not running")
+        container.print(stream, text, self.clock.now())
 
     def _new_container(self, task_id: str) -> FakeContainer:
         container = FakeContainer(task_id=task_id, container_id=f"fake-{task_id}")
@@ -238,6 +285,11 @@ class FakeController:
             container.state = "running"
             container.pid = self._executor._next_pid()
             container.started_at = self._executor.clock.monotonic()
+            now = self._executor.clock.now()
+            for text in self.behaviour.stdout:
+                container.print(logs_pb2.LOG_STREAM_STDOUT, text, now)
+            for text in self.behaviour.stderr:
+                container.print(logs_pb2.LOG_STREAM_STDERR, text, now)
         if self.behaviour.unhealthy:
             container.finish(STOP_EXIT_CODE)
             raise ContainerUnhealthy("fake health check failed")
@@ -297,6 +349,40 @@ class FakeController:
             ),
             ports=self.behaviour.ports,
         )
+
+    async def logs(self, options: LogOptions) -> AsyncIterator[LogLine]:
+        """The lines printed so far as `options` select, then new ones with `follow`."""
+        self.calls.append("logs")
+        container = self._container()
+        if container is None:
+            raise NotFound("container", self.task.id, f"task {self.task.id} has no container")
+        wanted = {
+            s
+            for s, on in (
+                (logs_pb2.LOG_STREAM_STDOUT, options.stdout),
+                (logs_pb2.LOG_STREAM_STDERR, options.stderr),
+            )
+            if on
+        }
+        since_ns = int(options.since * 1e9) if options.since is not None else 0
+
+        def selected(line: LogLine) -> bool:
+            return line.stream in wanted and line.timestamp_ns >= since_ns
+
+        backlog = [ln for ln in container.lines if selected(ln)]
+        seen = len(container.lines)
+        if options.tail is not None:
+            backlog = backlog[len(backlog) - options.tail :] if options.tail else []
+        for line in backlog:
+            yield line
+        while options.follow:
+            for line in container.lines[seen:]:
+                if selected(line):
+                    yield line
+            seen = len(container.lines)
+            if container.state == "exited":
+                return
+            await container.changed()
 
 
 async def _first_of(*aws: Coroutine[Any, Any, object]) -> None:
