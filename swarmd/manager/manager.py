@@ -70,6 +70,8 @@ class Manager:
         self._listeners = listeners
         self._join_cert = join_cert
         self._clock = clock or SystemClock()
+        #: Routes `service logs` subscriptions to the agents (a leader component).
+        self.log_broker = LogBroker(store, self._clock)
         self.ready = asyncio.Event()
         self.remote_port = 0
         self.join_port = 0
@@ -82,7 +84,7 @@ class Manager:
         node_ca = NodeCAServicer(self._store, self._root_ca)
 
         watch = WatchServicer(self._store)
-        broker = LogBroker(self._store, self._clock)
+        broker = self.log_broker
         logs = LogsServicer(broker)
         local = rpcserver.control_server(self._listeners.control_socket)
         control_pb2_grpc.add_ControlServicer_to_server(control, local)

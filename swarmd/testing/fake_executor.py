@@ -65,6 +65,7 @@ class Behaviour:
         ports: host ports the container reports as published, for observe().
         stdout: lines the process prints on stdout when it starts.
         stderr: lines it prints on stderr after those.
+        logs_stall: logs() never finishes its backlog, like an engine that stopped answering.
     """
 
     prepare_error: Exception | None = None
@@ -76,6 +77,7 @@ class Behaviour:
     ports: tuple[types_pb2.PortConfig, ...] = ()
     stdout: tuple[str, ...] = ()
     stderr: tuple[str, ...] = ()
+    logs_stall: bool = False
 
 
 @dataclass(slots=True)
@@ -375,6 +377,8 @@ class FakeController:
             backlog = backlog[len(backlog) - options.tail :] if options.tail else []
         for line in backlog:
             yield line
+        if self.behaviour.logs_stall:
+            await asyncio.Event().wait()
         while options.follow:
             for line in container.lines[seen:]:
                 if selected(line):
