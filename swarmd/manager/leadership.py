@@ -5,7 +5,8 @@ Manager layer. The raft driver publishes leadership changes into a `LeadershipCe
 runs `run_while_leader(leadership, make_components)` in its task group: it starts a fresh set of
 leader components (`leader.run_leader`) when this manager becomes leader and cancels it, waiting
 for its cleanup, when leadership is lost. The rpc layer reads the same object through its narrower
-`rpc.forward.LeaderView` to forward leader-only calls.
+`rpc.forward.LeaderView` to forward leader-only calls, and `retarget_leader_channels` closes
+the forwarding channel when the leader moves.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 import structlog
 
 from swarmd.manager.leader import Component, run_leader
+from swarmd.rpc.forward import LeaderChannels
 
 _log = structlog.get_logger(component="leadership")
 
@@ -181,6 +183,19 @@ async def run_while_leader(
             await _stop(running)
 
 
+async def retarget_leader_channels(leadership: Leadership, channels: LeaderChannels) -> None:
+    """Close the forwarding channel as soon as leadership moves away from its address.
+
+    Runs until cancelled, beside the servers. Without it a stale channel would only be closed by
+    the next forwarded call; with it, calls still running on a deposed leader (agent sessions)
+    end at once and their callers reconnect.
+    """
+    state = leadership.state()
+    while True:
+        await channels.retarget(None if state.is_leader else state.leader_addr)
+        state = await leadership.wait_change(state.seq)
+
+
 async def _stop(task: asyncio.Task[None]) -> None:
     """Cancel the component set and wait until every component's cleanup has run."""
     task.cancel()
@@ -195,6 +210,7 @@ __all__ = [
     "Leadership",
     "LeadershipCell",
     "StaticLeadership",
+    "retarget_leader_channels",
     "run_while_leader",
     "watch_leadership",
 ]
