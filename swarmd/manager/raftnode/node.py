@@ -130,6 +130,7 @@ class RaftNode:
         self._is_raft_leader = False
         self._leader_barrier = 0
         self._removed = False
+        self._linked: set[RaftID] = set()  # peers the transport was told about
         self._request_ids = itertools.count(self._rng.getrandbits(48) << 16)
         self._read_ids = itertools.count(1)
 
@@ -252,7 +253,7 @@ class RaftNode:
                 self._campaign_if_alone(raw)
                 while True:
                     await self._handle_readies(raw)
-                    await self._publish_leadership()
+                    self._publish_leadership()
                     await self._maybe_snapshot()
                     await self._wake.wait()
                     self._wake.clear()
@@ -420,16 +421,19 @@ class RaftNode:
         self._log.info("store restored from raft snapshot", index=snap.metadata.index)
 
     def _sync_peers(self) -> None:
-        """Tell the transport about every member but ourselves."""
-        for peer in self.address_book.ids():
-            addr = self.address_book.addr(peer)
-            if peer != self.id and addr:
-                self._transport.set_peer(peer, addr)
-        for peer in self._conf.voters | self._conf.learners:
-            if self.address_book.is_removed(peer):
-                self._transport.remove_peer(peer)
+        """Make the transport's peers those of the address book (all but ourselves)."""
+        wanted = {
+            peer: self.address_book.addr(peer)
+            for peer in self.address_book.ids()
+            if peer != self.id and self.address_book.addr(peer)
+        }
+        for peer in self._linked - wanted.keys():
+            self._transport.remove_peer(peer)
+        for peer, addr in wanted.items():
+            self._transport.set_peer(peer, addr)  # a no-op when the address did not change
+        self._linked = set(wanted)
 
-    async def _publish_leadership(self) -> None:
+    def _publish_leadership(self) -> None:
         lead = self._lead
         is_leader = self._is_raft_leader and self._applied >= self._leader_barrier
         addr = self._member.addr if lead == self.id else self.address_book.addr(lead)

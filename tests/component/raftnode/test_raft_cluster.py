@@ -29,8 +29,8 @@ FAST = RaftSettings(tick_interval=0.03, election_tick=10, heartbeat_tick=1, prop
 DEADLINE = 20.0
 
 
-async def until(pred: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
+async def until(pred: Callable[[], bool], what: str, within: float = DEADLINE) -> None:
+    deadline = time.monotonic() + within
     while not pred():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -107,7 +107,7 @@ class Cluster:
         for i in list(self.tasks):
             await self.stop(i)
 
-    async def leader(self, timeout: float = DEADLINE) -> int:
+    async def leader(self, within: float = DEADLINE) -> int:
         """The member that leads and accepts writes (exactly one)."""
         found: list[int] = []
 
@@ -115,7 +115,7 @@ class Cluster:
             found[:] = [i for i, n in self.nodes.items() if n.leadership.state.is_leader]
             return len(found) == 1
 
-        await until(one_leader, "a single leader", timeout)
+        await until(one_leader, "a single leader", within)
         return found[0]
 
     async def create(self, name: str) -> int:
@@ -303,3 +303,41 @@ async def test_raft_cluster_membership_add_promote_remove_and_transfer(tmp_path,
             await cluster.stores[leader].update(lambda tx: tx.services.create(service("no")))
     finally:
         await cluster.stop_all()
+
+
+async def test_raft_cluster_lone_member_leads_without_waiting_for_an_election(tmp_path, network):
+    # An election timeout of 1000 ticks (30 s): only the immediate campaign of a lone voter
+    # makes it lead within the deadline.
+    slow = RaftSettings(tick_interval=0.03, election_tick=1000, propose_timeout=10)
+    cluster = Cluster(
+        tmp_path, lambda m: network.transport(RaftID(m.raft_id)), size=1, settings=slow
+    )
+    try:
+        await cluster.start(1)
+        assert await cluster.leader(within=10) == 1
+        version = await cluster.create("solo")
+        assert names(cluster.stores[1]) == ["solo"]
+        # and again after a restart, from its own log
+        await cluster.stop(1)
+        await cluster.start(1)
+        assert await cluster.leader(within=10) == 1
+        assert cluster.stores[1].version >= version
+        assert names(cluster.stores[1]) == ["solo"]
+    finally:
+        await cluster.stop_all()
+
+
+async def test_raft_cluster_write_on_a_cut_off_leader_fails_and_never_appears(cluster, network):
+    await cluster.start_all()
+    old = await cluster.leader()
+    network.isolate(RaftID(old))
+    with pytest.raises((errors.Unavailable, errors.NotLeader)):
+        await cluster.stores[old].update(lambda tx: tx.services.create(service("lost")))
+    others = [i for i in cluster.nodes if i != old]
+    new = await cluster.leader()
+    assert new in others
+    version = await cluster.create("kept")
+    network.heal(RaftID(old))
+    await cluster.converged(version)
+    for store in cluster.stores.values():
+        assert names(store) == ["kept"]
