@@ -8,9 +8,11 @@ One `random.Random(seed)` decides everything (the members' election timeouts dra
 own Randoms seeded from it), so a seed always replays the same run. Each tick of the chaos
 phase: members tick; due messages are delivered in random order, some dropped, duplicated or
 delayed, none across a partition; members crash (losing all they did not persist through a
-Ready) and restart from their MemoryStorage; the leader gets proposals and membership changes
-(add a learner, promote it, remove a voter); members compact their logs. After every tick the
-checker verifies election safety, log matching, leader completeness and state-machine safety.
+Ready), some right after sending, and restart from their MemoryStorage; the leader gets
+proposals, membership changes (add a learner, promote it, remove a voter) and leadership
+transfers; any member gets linearizable reads; members compact their logs. After every tick
+the checker verifies election safety, log matching, leader completeness, state-machine safety
+and that every read covers all that was committed before it started.
 The healing phase restarts everyone, heals the network and requires one leader, converged
 logs, and every acknowledged proposal applied everywhere.
 """
