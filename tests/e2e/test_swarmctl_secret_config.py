@@ -84,26 +84,25 @@ def test_secret_create_ls_inspect_rm_never_show_the_data(mgr, tmp_path) -> None:
         mgr.ctl("secret", "create", "api-key", "-f", str(secret_file), "--label", "team=a")
     ).out.strip()
 
-    table = ok(mgr.ctl("secret", "ls")).out.splitlines()
+    ls = ok(mgr.ctl("secret", "ls"))
+    table = ls.out.splitlines()
     assert table[0].split() == ["ID", "NAME", "CREATED", "UPDATED"]
     rows = {line.split()[1]: line for line in table[1:]}
     assert rows["db-pw"].startswith(from_stdin)
     assert "ago" in rows["db-pw"]
-    listed = ok(mgr.ctl("secret", "ls", "--format", "json")).json()
+    ls_json = ok(mgr.ctl("secret", "ls", "--format", "json"))
+    listed = ls_json.json()
     assert {(s["ID"], s["Name"]) for s in listed} >= {(from_stdin, "db-pw"), (from_file, "api-key")}
     assert set(ok(mgr.ctl("secret", "ls", "-q")).out.split()) >= {from_stdin, from_file}
 
-    doc = ok(mgr.ctl("secret", "inspect", "api-key")).json()
+    shown = ok(mgr.ctl("secret", "inspect", "api-key"))
+    doc = shown.json()
     assert doc["ID"] == from_file
     assert doc["Spec"]["Annotations"] == {"Name": "api-key", "Labels": {"team": "a"}}
     assert "Data" not in doc["Spec"]
     assert ok(mgr.ctl("secret", "inspect", from_file[:15])).json() == doc
-    for args in (
-        ("secret", "ls"),
-        ("secret", "ls", "--format", "json"),
-        ("secret", "inspect", "db-pw"),
-    ):
-        assert SECRET_VALUE not in ok(mgr.ctl(*args)).out
+    for r in (ls, ls_json, shown):
+        assert SECRET_VALUE not in r.out
 
     assert ok(mgr.ctl("secret", "rm", "db-pw", from_file)).out == f"db-pw\n{from_file}\n"
     assert not {from_stdin, from_file} & set(ok(mgr.ctl("secret", "ls", "-q")).out.split())
