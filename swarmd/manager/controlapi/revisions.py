@@ -1,4 +1,5 @@
-"""Spec revisions of a service: update, rollback to the previous spec or to a kept revision.
+"""Spec revisions of a service: update, rollback to the previous spec or to a kept revision,
+and pausing / resuming the update of the current one.
 
 Manager layer, pure (mutates the Service message it is given). `revision` counts spec changes
 from 1 at creation. `history` keeps the current revision plus up to `limit` earlier ones (the
@@ -85,6 +86,51 @@ def rollback(
     )
 
 
+_US = types_pb2.UpdateStatus
+_PAUSE = {
+    _US.UPDATE_STATE_UPDATING: _US.UPDATE_STATE_PAUSED,
+    _US.UPDATE_STATE_ROLLBACK_STARTED: _US.UPDATE_STATE_ROLLBACK_PAUSED,
+}
+_RESUME = {v: k for k, v in _PAUSE.items()}
+
+
+def pause_update(service: objects_pb2.Service) -> None:
+    """Pause the service's update (or rollback) in progress; no more tasks are replaced.
+
+    Raises:
+        errors.FailedPrecondition: no update or rollback is in progress.
+    """
+    state = service.update_status.state
+    if state not in _PAUSE:
+        raise errors.FailedPrecondition(
+            f"service {service.spec.annotations.name} has no update in progress to pause"
+        )
+    kind = "rollback" if state == _US.UPDATE_STATE_ROLLBACK_STARTED else "update"
+    service.update_status.state = _PAUSE[state]
+    service.update_status.message = f"{kind} paused by request"
+    service.update_status.ClearField("completed_at")
+
+
+def resume_update(service: objects_pb2.Service, now: timestamp_pb2.Timestamp) -> None:
+    """Resume a paused update (or rollback) from where its tasks are, starting now.
+
+    Failures of tasks before the resume no longer count against it (the updater counts the
+    failures of tasks created since `started_at`).
+
+    Raises:
+        errors.FailedPrecondition: the service's update is not paused.
+    """
+    state = service.update_status.state
+    if state not in _RESUME:
+        raise errors.FailedPrecondition(
+            f"service {service.spec.annotations.name} has no paused update to resume"
+        )
+    kind = "rollback" if state == _US.UPDATE_STATE_ROLLBACK_PAUSED else "update"
+    service.update_status.state = _RESUME[state]
+    service.update_status.message = f"{kind} resumed"
+    service.update_status.started_at.CopyFrom(now)
+
+
 def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     """A Timestamp for a Clock.now() value."""
     ts = timestamp_pb2.Timestamp()
@@ -92,4 +138,11 @@ def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
     return ts
 
 
-__all__ = ["apply_spec", "rollback", "start_history", "timestamp"]
+__all__ = [
+    "apply_spec",
+    "pause_update",
+    "resume_update",
+    "rollback",
+    "start_history",
+    "timestamp",
+]

@@ -1,4 +1,5 @@
-"""Control API handlers for services: create, get, list, update (and rollback), remove, statuses.
+"""Control API handlers for services: create, get, list, update (and rollback, pause, resume),
+remove, statuses.
 
 Manager layer. Specs are validated before the write transaction (pure, no lock held); references
 to secrets, configs and networks are resolved inside it. Removing a service deletes it and sets
@@ -147,6 +148,39 @@ class Services:
             service_id=updated.id,
             revision=updated.revision,
             rollback=rolling_back,
+        )
+        return updated
+
+    async def set_update_paused(
+        self, service_id: str, service_version: int, paused: bool
+    ) -> objects_pb2.Service:
+        """Pause, or resume, the service's update in progress (`revisions.pause_update`).
+
+        Checked against the caller's service_version like an update. Submitting the same spec
+        again also resumes a paused update (a new spec clears the status, and the updater goes
+        on from what the tasks run).
+        """
+        _require_id("service_id", service_id)
+        now = revisions.timestamp(self._clock.now())
+
+        def fn(tx: Tx) -> objects_pb2.Service:
+            service = _get(tx, service_id)
+            if service.meta.version.index != service_version:
+                raise errors.SequenceConflict(
+                    "service",
+                    service_id,
+                    expected=service_version,
+                    actual=service.meta.version.index,
+                )
+            if paused:
+                revisions.pause_update(service)
+            else:
+                revisions.resume_update(service, now)
+            return tx.services.update(service)
+
+        updated = await self._store.update(fn)
+        _log.info(
+            "service update paused" if paused else "service update resumed", service_id=service_id
         )
         return updated
 

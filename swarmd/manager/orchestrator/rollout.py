@@ -223,8 +223,8 @@ def next_batch(
 ) -> Batch:
     """Pick the dirty slots to update now, at most `parallelism` down at once.
 
-    A dirty slot whose new task is in flight is left alone; one whose new task is up (start
-    first) gets its old tasks retired. Slots that are not running anything go first (updating
+    A dirty slot that already has a new task is left alone while it starts (start first), and
+    gets its old tasks retired once it is up. Slots that are not running anything go first (updating
     them costs no capacity), then by slot number or node.
     """
     out = Batch()
@@ -237,8 +237,8 @@ def next_batch(
         if any(is_up(t) for t in clean):
             out.retire.extend(t for t in slot if tasks.is_dirty(service, t) and tasks.is_live(t))
             continue
-        if key in progress.in_flight:
-            continue
+        if clean or key in progress.in_flight:
+            continue  # its new task is on its way (or stuck: a failure, not a reason for more)
         candidates.append(slot)
     candidates.sort(key=lambda s: (_running(s), tasks.slot_key(s[0], service)))
     busy = len(progress.in_flight) + len(progress.cooling)

@@ -13,6 +13,7 @@ from google.protobuf import duration_pb2
 from orchbuild import T0, Harness, S, node, restart_policy, service
 
 from swarmd.api import objects_pb2, types_pb2
+from swarmd.manager.controlapi import revisions
 from swarmd.manager.orchestrator import updatestatus as us
 from swarmd.manager.orchestrator.global_ import GlobalReconciler
 from swarmd.manager.orchestrator.plan import CreateTask, ReplaceTask
@@ -59,10 +60,10 @@ class UpdateHarness(Harness):
     def new_spec(self, fn: Callable[[objects_pb2.Service], None]) -> None:
         """What the control API does on UpdateService: new revision, status cleared."""
         svc = self.service()
-        svc.previous_spec.CopyFrom(svc.spec)
-        fn(svc)
-        svc.revision += 1
+        changed = objects_pb2.Service(spec=svc.spec)
+        fn(changed)
         svc.ClearField("update_status")
+        revisions.apply_spec(svc, changed.spec, 5, revisions.timestamp(self.now))
         self.change(svc)
 
 
@@ -130,7 +131,9 @@ def deployed(
     h: UpdateHarness, replicas: int | None = 6, cfg: types_pb2.UpdateConfig | None = None
 ) -> Agents:
     h.put(node("n1"), node("n2"), node("n3"))
-    h.put(service(replicas=replicas, restart=restart_policy(delay=0)))
+    svc = service(replicas=replicas, restart=restart_policy(delay=0))
+    revisions.start_history(svc, revisions.timestamp(h.now))
+    h.put(svc)
     if cfg is not None:
         svc = h.service()
         svc.spec.update.CopyFrom(cfg)
