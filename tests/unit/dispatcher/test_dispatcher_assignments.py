@@ -120,10 +120,7 @@ async def test_concurrent_reports_coalesce_into_few_writes() -> None:
     before = store.version
     w = TaskStatusWriter(store)
     await asyncio.gather(
-        *(
-            w.submit("n1", [(t.id, types_pb2.TaskStatus(state=S.TASK_STATE_RUNNING))])
-            for t in tasks
-        )
+        *(w.submit("n1", [(t.id, types_pb2.TaskStatus(state=S.TASK_STATE_RUNNING))]) for t in tasks)
     )
     states = {t.status.state for t in store.view(lambda tx: tx.tasks.list())}
     assert states == {S.TASK_STATE_RUNNING}
