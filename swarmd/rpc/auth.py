@@ -9,8 +9,10 @@ inside a wrapper around the real handler, before it; a refusal aborts the call w
 
 Forwarded calls (`rpc.forward`): a call carrying `swarmd-forwarded-*` metadata is accepted only
 from a direct peer that is a manager of this cluster; the forwarded caller is then authorised
-against the same table and bound as `current_peer()` (None for the local operator, as on the
-control socket), and `rpc.identity.current_forwarded()` names the forwarding manager.
+against the same table and bound as `current_peer()`. A forwarded local operator has a
+manager's rights and an anonymous joiner may only make the `JOIN_METHODS` calls; both are bound as
+None, as on the control socket and the join port. `rpc.identity.current_forwarded()` names the
+forwarding manager.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from swarmd.rpc.identity import (
     LOCAL_OPERATOR,
     Forwarded,
     Metadata,
+    Principal,
     has_forwarded,
     read_forwarded,
     reset_forwarded,
@@ -64,6 +67,17 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     "/swarmkit.v1.Watch/": MANAGERS,
     "/swarmkit.v1.LogBroker/": NODES,
 }
+
+
+# Calls a node without a certificate may make (the join port serves only these). A forwarded
+# anonymous caller is held to the same list.
+JOIN_METHODS: frozenset[str] = frozenset(
+    {
+        "/swarmkit.v1.CA/GetRootCACertificate",
+        "/swarmkit.v1.NodeCA/IssueNodeCertificate",
+        "/swarmkit.v1.NodeCA/NodeCertificateStatus",
+    }
+)
 
 
 def allowed_roles(method: str) -> frozenset[Role]:
@@ -139,12 +153,14 @@ def admit_forwarded(
     if claim is None:  # has_forwarded said otherwise; kept for the type checker
         return None
     caller, addr = claim
-    if caller is LOCAL_OPERATOR:
+    if isinstance(caller, Peer):
+        authorize(caller, method, cluster_id)
+    elif caller is LOCAL_OPERATOR:
         # The operator of a manager's control socket has that manager's rights.
         if Role.MANAGER not in allowed_roles(method):
             raise errors.PermissionDenied(f"the local operator may not call {method}")
-    else:
-        authorize(caller, method, cluster_id)
+    elif method not in JOIN_METHODS:  # ANONYMOUS
+        raise errors.PermissionDenied(f"a caller without a certificate may not call {method}")
     return Forwarded(caller=caller, peer_addr=addr, forwarder=direct)
 
 
@@ -180,13 +196,17 @@ class AuthInterceptor(aio.ServerInterceptor):
             await context.abort(code_for(err), err.message)
         if forwarded is None:
             return _Admitted(peer, None)
-        caller = None if forwarded.caller is LOCAL_OPERATOR else forwarded.caller
+        caller = None if isinstance(forwarded.caller, Principal) else forwarded.caller
         return _Admitted(caller, forwarded)
 
 
 @dataclass(frozen=True, slots=True)
 class _Admitted:
-    """Who the handler sees as its caller (None: the local operator) and any forwarding."""
+    """Who the handler sees as its caller and any forwarding.
+
+    The caller is None for a forwarded local operator or anonymous joiner, as it is on the
+    control socket and the join port themselves.
+    """
 
     caller: Peer | None
     forwarded: Forwarded | None
@@ -194,7 +214,13 @@ class _Admitted:
 
 _Admit = Callable[[aio.ServicerContext[Any, Any], str], Awaitable[_Admitted]]
 _FORWARDED_BY = "forwarded_by"
-_LOCAL_OPERATOR_ID = "local-operator"
+
+
+def _principal(admitted: _Admitted) -> str:
+    forwarded = admitted.forwarded
+    if forwarded is not None and isinstance(forwarded.caller, Principal):
+        return forwarded.caller.value
+    return ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +233,7 @@ class _Binding:
 def _bind(admitted: _Admitted, method: str) -> _Binding:
     fields: dict[str, Any] = {
         log.RPC: method,
-        log.PEER_NODE_ID: admitted.caller.node_id if admitted.caller else _LOCAL_OPERATOR_ID,
+        log.PEER_NODE_ID: admitted.caller.node_id if admitted.caller else _principal(admitted),
     }
     if admitted.forwarded is not None:
         fields[_FORWARDED_BY] = admitted.forwarded.forwarder.node_id
@@ -278,6 +304,7 @@ def _wrap(
 
 
 __all__ = [
+    "JOIN_METHODS",
     "MANAGERS",
     "METHOD_ROLES",
     "NODES",

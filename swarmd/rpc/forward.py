@@ -1,9 +1,10 @@
 """Follower-to-leader forwarding of leader-only calls, as a server interceptor.
 
 RPC layer. The manager installs a `ForwardInterceptor` on its cluster port (after
-`AuthInterceptor`, through `cluster_server(extra_interceptors=...)`) and on its local control
-socket (`local_operator=True`). While this manager leads, or for a method every manager serves
-(`rpc.routing`), calls go to the local handler unchanged. On a follower, a leader-only call is
+`AuthInterceptor`, through `cluster_server(extra_interceptors=...)`), on its local control
+socket (`principal=LOCAL_OPERATOR`) and on its join port (`principal=ANONYMOUS`). While this
+manager leads, or for a method every manager serves (`rpc.routing`), calls go to the local
+handler unchanged. On a follower, a leader-only call is
 sent on to the leader over one cached mTLS channel (`LeaderChannels`), carrying the caller's
 identity in metadata (`rpc.identity`); the leader's AuthInterceptor checks that the forwarder is a
 manager, then authorises and binds the original caller. swarmkit's raftproxy does the same with
@@ -36,8 +37,8 @@ from swarmd.ca.peer import current_peer
 from swarmd.ca.security import SecurityConfig
 from swarmd.rpc.channel import manager_channel
 from swarmd.rpc.identity import (
-    LOCAL_OPERATOR,
     Caller,
+    Principal,
     current_forwarded,
     forwarded_metadata,
     is_forwarded_key,
@@ -130,7 +131,7 @@ class ForwardInterceptor(aio.ServerInterceptor):
         leadership: LeaderView,
         channels: LeaderChannels,
         *,
-        local_operator: bool = False,
+        principal: Principal | None = None,
         unary_timeout: float = DEFAULT_UNARY_TIMEOUT,
     ) -> None:
         """Create the interceptor for one server.
@@ -138,13 +139,14 @@ class ForwardInterceptor(aio.ServerInterceptor):
         Args:
             leadership: read at each call.
             channels: the shared channel cache (one per manager, for all its servers).
-            local_operator: this server is the unix control socket, whose callers are the local
-                operator; otherwise callers are the peers `AuthInterceptor` bound.
+            principal: who every caller of this server is when it has no certificate:
+                `LOCAL_OPERATOR` on the unix control socket, `ANONYMOUS` on the join port; None
+                on the cluster port, whose callers are the peers `AuthInterceptor` bound.
             unary_timeout: the forwarded deadline of a unary call that came without one.
         """
         self._leadership = leadership
         self._channels = channels
-        self._local_operator = local_operator
+        self._principal = principal
         self._unary_timeout = unary_timeout
 
     async def intercept_service(
@@ -176,10 +178,10 @@ class ForwardInterceptor(aio.ServerInterceptor):
         addr = self._leadership.leader_addr()
         if not addr:
             raise errors.Unavailable(NO_LEADER)
-        caller: Caller | None = LOCAL_OPERATOR if self._local_operator else current_peer()
+        caller: Caller | None = self._principal or current_peer()
         if caller is None:
             raise errors.Unauthenticated(f"no authenticated caller to forward {shape.method}")
-        peer_addr = "" if self._local_operator else context.peer() or ""
+        peer_addr = "" if caller is Principal.LOCAL_OPERATOR else context.peer() or ""
         metadata = (
             *_copied_metadata(context.invocation_metadata()),
             *forwarded_metadata(caller, peer_addr),

@@ -8,8 +8,9 @@ does the same with its forwarded_cert_* keys). While the leader handles such a c
 `current_forwarded()` says which manager forwarded it, so the forwarder can refuse a second hop,
 and `caller_address(context)` gives the original caller's address instead of the follower's.
 
-A caller is a `Peer` (a node's certificate identity) or `LOCAL_OPERATOR`, the operator on a
-manager's unix control socket, who has a manager's rights and no certificate.
+A caller is a `Peer` (a node's certificate identity) or a `Principal` without a certificate:
+`LOCAL_OPERATOR`, the operator on a manager's unix control socket, who has that manager's rights,
+or `ANONYMOUS`, a node joining through the join port, which may only make the bootstrap calls.
 """
 
 from __future__ import annotations
@@ -33,18 +34,18 @@ CLUSTER_ID_KEY = PREFIX + "cluster-id"
 PEER_ADDR_KEY = PREFIX + "peer-addr"
 _KEYS = frozenset({NODE_ID_KEY, ROLE_KEY, CLUSTER_ID_KEY, PEER_ADDR_KEY})
 
-LOCAL_OPERATOR_ROLE = "local-operator"
+
+class Principal(enum.Enum):
+    """A caller without a node certificate; the value is its forwarded role."""
+
+    LOCAL_OPERATOR = "local-operator"
+    ANONYMOUS = "anonymous"
 
 
-class LocalOperator(enum.Enum):
-    """The operator on a manager's local control socket (a single marker value)."""
+LOCAL_OPERATOR = Principal.LOCAL_OPERATOR
+ANONYMOUS = Principal.ANONYMOUS
 
-    LOCAL_OPERATOR = LOCAL_OPERATOR_ROLE
-
-
-LOCAL_OPERATOR = LocalOperator.LOCAL_OPERATOR
-
-Caller = Peer | LocalOperator
+Caller = Peer | Principal
 
 Metadata = Iterable[tuple[str, str | bytes]]
 
@@ -67,13 +68,15 @@ class Forwarded:
 
 def forwarded_metadata(caller: Caller, peer_addr: str) -> tuple[tuple[str, str], ...]:
     """The metadata entries that carry `caller` (and its address) to the leader."""
-    if isinstance(caller, LocalOperator):
-        return ((ROLE_KEY, LOCAL_OPERATOR_ROLE),)
-    entries = [
-        (NODE_ID_KEY, caller.node_id),
-        (ROLE_KEY, caller.role.value),
-        (CLUSTER_ID_KEY, caller.cluster_id),
-    ]
+    entries: list[tuple[str, str]]
+    if isinstance(caller, Principal):
+        entries = [(ROLE_KEY, caller.value)]
+    else:
+        entries = [
+            (NODE_ID_KEY, caller.node_id),
+            (ROLE_KEY, caller.role.value),
+            (CLUSTER_ID_KEY, caller.cluster_id),
+        ]
     if peer_addr:
         entries.append((PEER_ADDR_KEY, peer_addr))
     return tuple(entries)
@@ -108,10 +111,14 @@ def read_forwarded(metadata: Metadata | None) -> tuple[Caller, str] | None:
     if not values:
         return None
     role = values.get(ROLE_KEY, "")
-    if role == LOCAL_OPERATOR_ROLE:
-        if len(values) != 1:
-            raise errors.Unauthenticated("malformed forwarded identity: local operator with a node")
-        return LOCAL_OPERATOR, ""
+    addr = values.get(PEER_ADDR_KEY, "")
+    principal = next((p for p in Principal if p.value == role), None)
+    if principal is not None:
+        if NODE_ID_KEY in values or CLUSTER_ID_KEY in values:
+            raise errors.Unauthenticated(
+                f"malformed forwarded identity: {principal.value} caller with a node identity"
+            )
+        return principal, addr
     node_id = values.get(NODE_ID_KEY, "")
     cluster_id = values.get(CLUSTER_ID_KEY, "")
     if not node_id or not cluster_id:
@@ -120,7 +127,7 @@ def read_forwarded(metadata: Metadata | None) -> tuple[Caller, str] | None:
         parsed = Role(role)
     except ValueError as err:
         raise errors.Unauthenticated(f"forwarded identity has unknown role {role!r}") from err
-    return Peer(node_id=node_id, role=parsed, cluster_id=cluster_id), values.get(PEER_ADDR_KEY, "")
+    return Peer(node_id=node_id, role=parsed, cluster_id=cluster_id), addr
 
 
 _current_forwarded: contextvars.ContextVar[Forwarded | None] = contextvars.ContextVar(
@@ -156,6 +163,7 @@ def caller_address(context: aio.ServicerContext[Any, Any]) -> str:
 
 
 __all__ = [
+    "ANONYMOUS",
     "CLUSTER_ID_KEY",
     "LOCAL_OPERATOR",
     "NODE_ID_KEY",
@@ -164,7 +172,7 @@ __all__ = [
     "ROLE_KEY",
     "Caller",
     "Forwarded",
-    "LocalOperator",
+    "Principal",
     "caller_address",
     "current_forwarded",
     "forwarded_metadata",

@@ -90,7 +90,12 @@ def cluster_server(
     return server, port
 
 
-def join_server(key_pem: bytes, chain_pem: bytes, addr: str) -> tuple[aio.Server, int]:
+def join_server(
+    key_pem: bytes,
+    chain_pem: bytes,
+    addr: str,
+    extra_interceptors: Sequence[aio.ServerInterceptor] = (),
+) -> tuple[aio.Server, int]:
     """The join port: TLS server authentication only, for CA and NodeCA servicers alone.
 
     Args:
@@ -98,9 +103,13 @@ def join_server(key_pem: bytes, chain_pem: bytes, addr: str) -> tuple[aio.Server
         chain_pem: leaf then root, PEM concatenated; the root must be included so joiners can
             pin it, and must come second (grpc fails to bind a reversed chain).
         addr: `host:port`, port 0 for any free port.
+        extra_interceptors: run before the status mapping (the manager's
+            `rpc.forward.ForwardInterceptor(principal=ANONYMOUS)`).
     """
     creds = grpc.ssl_server_credentials([(key_pem, chain_pem)], require_client_auth=False)
-    server = aio.server(interceptors=[StatusInterceptor()], options=list(SERVER_OPTIONS))
+    server = aio.server(
+        interceptors=[*extra_interceptors, StatusInterceptor()], options=list(SERVER_OPTIONS)
+    )
     port = _bind(server, addr, creds)
     _log.info("join port bound", addr=addr, port=port)
     return server, port
@@ -113,7 +122,7 @@ def control_server(
 
     Returns only the unstarted server (a unix socket has no port). A stale socket file from a
     previous run is removed first. `extra_interceptors` run before the status mapping (the
-    manager's `rpc.forward.ForwardInterceptor(local_operator=True)`).
+    manager's `rpc.forward.ForwardInterceptor(principal=LOCAL_OPERATOR)`).
     """
     path = Path(socket_path)
     if not path.parent.exists():

@@ -31,7 +31,7 @@ from swarmd.api import (
 from swarmd.ca import bootstrap
 from swarmd.ca.certstore import NodeCredentials, credentials_from_pem
 from swarmd.ca.peer import Peer
-from swarmd.ca.rootca import Role, generate_key, key_to_pem, new_csr
+from swarmd.ca.rootca import CA_SERVER_NAME, Role, generate_key, key_to_pem, new_csr
 from swarmd.ca.security import SecurityConfig
 from swarmd.identity import new_id
 from swarmd.manager.leadership import LeadershipCell
@@ -96,13 +96,13 @@ class EchoManager:
     async def certificate_status(self, request, context) -> ca_pb2.NodeCertificateStatusResponse:
         self.calls.append("NodeCertificateStatus")
         peer = current_peer()
-        assert peer is not None
         forwarded = identity.current_forwarded()
         resp = ca_pb2.NodeCertificateStatusResponse()
-        resp.certificate.cn = peer.node_id
-        resp.certificate.role = peer.role.to_proto()
+        resp.certificate.cn = peer.node_id if peer else "anonymous"
+        if peer is not None:
+            resp.certificate.role = peer.role.to_proto()
         by = forwarded.forwarder.node_id if forwarded else ""
-        resp.status.err = f"{self.name}|{peer.cluster_id}|{by}"
+        resp.status.err = f"{self.name}|{peer.cluster_id if peer else ''}|{by}"
         return resp
 
     async def session(self, request, context) -> AsyncIterator[dispatcher_pb2.SessionMessage]:
@@ -211,12 +211,31 @@ class Cluster:
 
     async def control_socket(self, mgr: EchoManager, path: Path) -> aio.Channel:
         srv = rpcserver.control_server(
-            path, [ForwardInterceptor(mgr.cell, mgr.channels, local_operator=True)]
+            path, [ForwardInterceptor(mgr.cell, mgr.channels, principal=identity.LOCAL_OPERATOR)]
         )
         srv.add_generic_rpc_handlers(mgr.handlers())
         await srv.start()
         self.servers.append(srv)
         channel = control_channel(str(path))
+        self.channels.append(channel)
+        return channel
+
+    async def join_port(self, mgr: EchoManager) -> aio.Channel:
+        key_pem, chain_pem = self.boot.join_cert
+        srv, port = rpcserver.join_server(
+            key_pem,
+            chain_pem,
+            "127.0.0.1:0",
+            [ForwardInterceptor(mgr.cell, mgr.channels, principal=identity.ANONYMOUS)],
+        )
+        srv.add_generic_rpc_handlers(mgr.handlers())
+        await srv.start()
+        self.servers.append(srv)
+        channel = aio.secure_channel(
+            f"127.0.0.1:{port}",
+            grpc.ssl_channel_credentials(root_certificates=self.boot.root_ca.cert_pem),
+            options=[("grpc.ssl_target_name_override", CA_SERVER_NAME)],
+        )
         self.channels.append(channel)
         return channel
 
@@ -439,6 +458,32 @@ async def test_local_operator_is_forwarded_as_local_operator(cluster, pair, tmp_
     assert node.spec.annotations.labels["forwarded_by"] == follower.creds.node_id
     assert leader.calls == ["GetNode"]
     assert follower.calls == []
+
+
+async def test_joining_node_on_follower_join_port_is_forwarded_as_anonymous(cluster, pair) -> None:
+    leader, follower = pair
+    channel = await cluster.join_port(follower)
+    resp = await ca_pb2_grpc.NodeCAStub(channel).NodeCertificateStatus(
+        ca_pb2.NodeCertificateStatusRequest(node_id="n"), timeout=10
+    )
+    assert resp.certificate.cn == "anonymous"  # current_peer() is None at the leader
+    assert resp.status.err == f"leader||{follower.creds.node_id}"
+    assert leader.calls == ["NodeCertificateStatus"]
+    assert follower.calls == []
+
+
+async def test_forwarded_anonymous_caller_is_limited_to_join_calls(cluster, pair) -> None:
+    leader, follower = pair
+    forged = identity.forwarded_metadata(identity.ANONYMOUS, "")
+    with pytest.raises(aio.AioRpcError) as exc:
+        await control_pb2_grpc.ControlStub(cluster.dial(leader, follower.creds)).GetNode(
+            control_pb2.GetNodeRequest(node_id="x"), timeout=10, metadata=forged
+        )
+    assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert exc.value.details() == (
+        "a caller without a certificate may not call /swarmkit.v1.Control/GetNode"
+    )
+    assert leader.calls == []
 
 
 async def test_leader_itself_serves_locally(cluster, pair) -> None:

@@ -9,6 +9,7 @@ from swarmd.ca.peer import Peer
 from swarmd.ca.rootca import Role
 from swarmd.rpc.auth import admit_forwarded
 from swarmd.rpc.identity import (
+    ANONYMOUS,
     CLUSTER_ID_KEY,
     LOCAL_OPERATOR,
     NODE_ID_KEY,
@@ -49,6 +50,12 @@ def test_local_operator_round_trips_without_node_fields() -> None:
     assert read_forwarded(md) == (LOCAL_OPERATOR, "")
 
 
+def test_anonymous_round_trips_with_its_address() -> None:
+    md = forwarded_metadata(ANONYMOUS, "ipv4:10.0.0.9:40000")
+    assert md == ((ROLE_KEY, "anonymous"), (PEER_ADDR_KEY, "ipv4:10.0.0.9:40000"))
+    assert read_forwarded(md) == (ANONYMOUS, "ipv4:10.0.0.9:40000")
+
+
 def test_keys_are_matched_case_insensitively_and_other_metadata_ignored() -> None:
     md = [
         ("x-request-id", "abc"),
@@ -75,7 +82,14 @@ def test_no_forwarded_keys_means_not_forwarded() -> None:
             [(ROLE_KEY, "root"), (NODE_ID_KEY, "n"), (CLUSTER_ID_KEY, CLUSTER)],
             "forwarded identity has unknown role 'root'",
         ),
-        ([(ROLE_KEY, "local-operator"), (NODE_ID_KEY, "n")], "local operator with a node"),
+        (
+            [(ROLE_KEY, "local-operator"), (NODE_ID_KEY, "n")],
+            "local-operator caller with a node identity",
+        ),
+        (
+            [(ROLE_KEY, "anonymous"), (CLUSTER_ID_KEY, CLUSTER)],
+            "anonymous caller with a node identity",
+        ),
         (
             [(ROLE_KEY, "swarm-worker"), (ROLE_KEY, "swarm-manager")],
             "bad entry swarmd-forwarded-role",
@@ -134,6 +148,18 @@ def test_local_operator_has_manager_rights_only() -> None:
     assert admitted == Forwarded(caller=LOCAL_OPERATOR, peer_addr="", forwarder=FOLLOWER)
     with pytest.raises(errors.PermissionDenied, match="the local operator may not call"):
         admit_forwarded(FOLLOWER, md, "/swarmkit.v1.Unlisted/Method", CLUSTER)
+
+
+def test_anonymous_may_only_make_join_calls() -> None:
+    md = forwarded_metadata(ANONYMOUS, "ipv4:10.0.0.9:40000")
+    for method in (
+        "/swarmkit.v1.NodeCA/IssueNodeCertificate",
+        "/swarmkit.v1.NodeCA/NodeCertificateStatus",
+    ):
+        admitted = admit_forwarded(FOLLOWER, md, method, CLUSTER)
+        assert admitted == Forwarded(ANONYMOUS, "ipv4:10.0.0.9:40000", FOLLOWER)
+    with pytest.raises(errors.PermissionDenied, match="without a certificate may not call"):
+        admit_forwarded(FOLLOWER, md, SESSION, CLUSTER)
 
 
 class _Context:
