@@ -135,7 +135,7 @@ class Agent:
 async def _listening(broker, *nodes):
     agents = [Agent(broker, n) for n in nodes]
     async with asyncio.timeout(2):
-        while broker.connected() != sorted(nodes):
+        while broker.connected() != sorted(nodes):  # noqa: ASYNC110 - no event to wait on
             await asyncio.sleep(0.01)
     return agents
 
@@ -245,7 +245,8 @@ async def test_a_subscription_without_nodes_ends_at_once(broker):
     await broker._store.update(add)
     client = Client(broker, _req(service="s2"))
     await client.ended(within=0.5)
-    assert client.lines == [] and client.gaps == []
+    assert client.lines == []
+    assert client.gaps == []
 
 
 async def test_nothing_is_served_while_the_broker_is_stopped():
