@@ -6,11 +6,17 @@ their order does not matter; the removal test joins a worker of its own.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 
+from swarmctl.cli import build_parser
+from swarmctl.client import Target, connect, describe_rpc_error
+from swarmctl.commands import cluster as cluster_cmd
 from tests.e2e.harness import CtlResult, SwarmdProcess, swarmctl, wait_for
 
 
@@ -220,7 +226,7 @@ def test_cluster_update_writes_the_spec(mgr) -> None:
     assert spec["CAConfig"]["NodeCertExpiry"] == "48h0m0s"
     assert spec["ServiceHistory"]["Revisions"] == 3
     assert spec["TaskDefaultsLogDriver"] == {"Name": "json-file", "Options": {"max-size": "10m"}}
-    assert spec["Annotations"]["Labels"] == {"env": "test"}
+    assert spec["Annotations"]["Labels"]["env"] == "test"
 
 
 def test_rotate_join_tokens_one_at_a_time(mgr) -> None:
@@ -233,6 +239,40 @@ def test_rotate_join_tokens_one_at_a_time(mgr) -> None:
     after = cluster_doc(mgr)["JoinTokens"]
     assert after["Manager"] != before["Manager"]
     assert after["Worker"] == middle["Worker"]
+
+
+def test_a_concurrent_cluster_change_is_a_conflict_not_an_overwrite(mgr) -> None:
+    class RacingStub:
+        """Lets another swarmctl change the cluster between our read and our write."""
+
+        def __init__(self, stub: Any) -> None:
+            self._stub = stub
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._stub, name)
+
+        async def UpdateCluster(self, req: Any, **kwargs: Any) -> Any:  # noqa: N802
+            other = await asyncio.to_thread(
+                swarmctl, mgr.socket, "cluster", "update", "--label-add", "first=1"
+            )
+            assert other.rc == 0, other.err
+            return await self._stub.UpdateCluster(req, **kwargs)
+
+    async def second_operator() -> str:
+        ns = build_parser().parse_args(["cluster", "update", "--label-add", "second=1"])
+        async with connect(Target(socket=str(mgr.socket))) as client:
+            racing = dataclasses.replace(client, control=RacingStub(client.control))  # type: ignore[arg-type]
+            try:
+                await cluster_cmd.update(racing, ns)
+            except grpc.RpcError as err:
+                return str(describe_rpc_error(err, racing.target))
+            return "no error"
+
+    message = asyncio.run(second_operator())
+    assert message.startswith("update out of sequence: cluster"), message
+    labels = cluster_doc(mgr)["Spec"]["Annotations"]["Labels"]
+    assert labels.get("first") == "1"
+    assert "second" not in labels
 
 
 @pytest.mark.parametrize(
