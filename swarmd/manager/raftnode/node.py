@@ -7,7 +7,7 @@ Manager layer, raft node. The manager's wiring builds and runs one per manager:
     store = MemoryStore(proposer=node)
     await node.recover(store)                  # store snapshot, then the log replays in run()
     tg.create_task(node.run())                 # until cancelled
-    servicer = RaftServicer(node, node.address_book.addr)   # on the cluster port
+    servicer = RaftServicer(node, node.address_book.get)    # on the cluster port
 
 `run` ticks the `RawNode` on a timer and feeds it the messages the transport received and the
 requests of local callers (proposals, membership changes, reads), all between two Readys: the

@@ -25,7 +25,8 @@ import structlog
 from grpc import aio
 
 from swarmd import errors
-from swarmd.api import raft_pb2, raft_pb2_grpc
+from swarmd.api import raft_pb2, raft_pb2_grpc, types_pb2
+from swarmd.ca.peer import current_peer
 from swarmd.ca.security import SecurityConfig
 from swarmd.manager.raftnode import codec
 from swarmd.raft import Message, MessageType, RaftID
@@ -204,6 +205,9 @@ class _Peer:
                 await self._connect_and_stream()
             except (aio.AioRpcError, asyncio.InvalidStateError, TimeoutError) as err:
                 self._log.debug("raft peer stream failed", error=_describe(err))
+            except Exception:  # noqa: BLE001
+                # Supervisor of this peer's stream: whatever broke it, reconnect after a pause.
+                self._log.exception("raft peer sender failed")
             finally:
                 if self.active:  # it was connected: start again from the shortest delay
                     backoff.reset()
@@ -308,17 +312,35 @@ def _describe(err: BaseException) -> str:
     return repr(err)
 
 
+MemberLookup = Callable[[RaftID], types_pb2.RaftMember | None]
+
+
 class RaftServicer(raft_pb2_grpc.RaftServicer):
     """The Raft gRPC service: hands peer messages to the driver; resolves member addresses.
 
+    A message claiming to come from a known raft member must arrive from that member's node
+    (the node id in the caller's certificate, bound by `rpc.auth`), so one manager cannot
+    speak for another. Messages from ids not known yet (a member being added) pass; the
+    driver drops those of removed members.
+
     Args:
         handler: the driver (its `receive` validates sender and recipient).
-        resolve: raft id -> address ("" when unknown), for ResolveAddress.
+        members: raft id -> the member's record (None when unknown): `AddressBook.get`.
     """
 
-    def __init__(self, handler: RaftHandler, resolve: Callable[[RaftID], str]) -> None:
+    def __init__(self, handler: RaftHandler, members: MemberLookup) -> None:
         self._handler = handler
-        self._resolve = resolve
+        self._members = members
+
+    def _deliver(self, pb: raft_pb2.RaftMessage) -> None:
+        msg = codec.message_from_proto(pb)
+        peer = current_peer()
+        member = self._members(msg.from_)
+        if peer is not None and member is not None and member.node_id != peer.node_id:
+            raise errors.PermissionDenied(
+                f"raft member {msg.from_:x} is node {member.node_id}, not {peer.node_id}"
+            )
+        self._handler.receive(msg)
 
     async def ProcessRaftMessage(  # noqa: N802 (gRPC method name)
         self,
@@ -328,7 +350,7 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         ],
     ) -> raft_pb2.ProcessRaftMessageResponse:
         """One message."""
-        self._handler.receive(codec.message_from_proto(request.message))
+        self._deliver(request.message)
         return raft_pb2.ProcessRaftMessageResponse()
 
     async def StreamRaftMessage(  # noqa: N802 (gRPC method name)
@@ -340,10 +362,10 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
     ) -> raft_pb2.StreamRaftMessageResponse:
         """A stream of whole messages, or (marked CHUNKED_METADATA) one chunked snapshot."""
         if _is_chunked(context.invocation_metadata() or ()):
-            self._handler.receive(await _assemble(request_iterator))
+            self._deliver(await _assemble(request_iterator))
         else:
             async for request in request_iterator:
-                self._handler.receive(codec.message_from_proto(request.message))
+                self._deliver(request.message)
         return raft_pb2.StreamRaftMessageResponse()
 
     async def ResolveAddress(  # noqa: N802 (gRPC method name)
@@ -358,10 +380,10 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         Raises:
             errors.NotFound: no member with that id is known.
         """
-        addr = self._resolve(RaftID(request.raft_id))
-        if not addr:
+        member = self._members(RaftID(request.raft_id))
+        if member is None or not member.addr:
             raise errors.NotFound("raft member", f"{request.raft_id:x}")
-        return raft_pb2.ResolveAddressResponse(addr=addr)
+        return raft_pb2.ResolveAddressResponse(addr=member.addr)
 
 
 def _is_chunked(metadata: Iterable[tuple[str, str | bytes]]) -> bool:
@@ -370,7 +392,7 @@ def _is_chunked(metadata: Iterable[tuple[str, str | bytes]]) -> bool:
 
 async def _assemble(
     request_iterator: AsyncIterator[raft_pb2.StreamRaftMessageRequest],
-) -> Message:
+) -> raft_pb2.RaftMessage:
     """Join the chunks of one snapshot message.
 
     Raises:
@@ -385,7 +407,7 @@ async def _assemble(
     if first is None or not first.HasField("snapshot"):
         raise errors.InvalidArgument("chunked raft message stream carries no snapshot")
     first.snapshot.data = b"".join(parts)
-    return codec.message_from_proto(first)
+    return first
 
 
 __all__ = [

@@ -8,19 +8,23 @@ required, managers only for the Raft service) and a `GrpcTransport` dialing the 
 
 from __future__ import annotations
 
+import grpc
+import pytest
 from grpc import aio
 
-from swarmd.api import raft_pb2_grpc, types_pb2
+from swarmd.api import raft_pb2, raft_pb2_grpc, types_pb2
 from swarmd.ca import bootstrap
 from swarmd.ca.certstore import credentials_from_pem
 from swarmd.ca.rootca import Role, generate_key, key_to_pem, new_csr
 from swarmd.ca.security import SecurityConfig
-from swarmd.identity import new_id
+from swarmd.manager.raftnode import codec
+from swarmd.manager.raftnode.members import AddressBook
 from swarmd.manager.raftnode.node import RaftNode
 from swarmd.manager.raftnode.settings import RaftSettings
 from swarmd.manager.raftnode.transport import GrpcTransport, RaftServicer
 from swarmd.raft import Message, MessageType, RaftID
 from swarmd.rpc import server as rpcserver
+from swarmd.rpc.channel import manager_channel
 from tests.component.raftnode.test_raft_cluster import Cluster, names, until
 
 CHUNK_THRESHOLD = 1024
@@ -45,8 +49,16 @@ class Relay:
 
     def report_snapshot(self, peer: RaftID, *, failed: bool) -> None: ...
 
-    def resolve(self, raft_id: RaftID) -> str:
-        return self.node.address_book.addr(raft_id) if self.node is not None else ""
+    def member(self, raft_id: RaftID) -> types_pb2.RaftMember | None:
+        return self.node.address_book.get(raft_id) if self.node is not None else None
+
+
+def manager_security(boot: bootstrap.ClusterBootstrap, node_id: str) -> SecurityConfig:
+    key = generate_key()
+    cert = boot.root_ca.sign_csr(
+        new_csr(key), node_id, Role.MANAGER, boot.cluster_id, ["127.0.0.1"]
+    )
+    return SecurityConfig(credentials_from_pem(key_to_pem(key), cert, boot.root_ca.cert_pem))
 
 
 async def test_raft_grpc_three_members_over_mtls(tmp_path):
@@ -56,16 +68,11 @@ async def test_raft_grpc_three_members_over_mtls(tmp_path):
     securities: dict[int, SecurityConfig] = {}
     ports: dict[int, int] = {}
     for i in (1, 2, 3):
-        key = generate_key()
-        cert = boot.root_ca.sign_csr(
-            new_csr(key), new_id(), Role.MANAGER, boot.cluster_id, ["127.0.0.1"]
-        )
-        securities[i] = SecurityConfig(
-            credentials_from_pem(key_to_pem(key), cert, boot.root_ca.cert_pem)
-        )
+        # the certificate's node id is the member's: servicers check senders against it
+        securities[i] = manager_security(boot, f"node-{i}")
         server, ports[i] = rpcserver.cluster_server(securities[i], boot.cluster_id, "127.0.0.1:0")
         relays[i] = Relay()
-        raft_pb2_grpc.add_RaftServicer_to_server(RaftServicer(relays[i], relays[i].resolve), server)
+        raft_pb2_grpc.add_RaftServicer_to_server(RaftServicer(relays[i], relays[i].member), server)
         await server.start()
         servers.append(server)
 
@@ -114,3 +121,37 @@ async def test_raft_grpc_three_members_over_mtls(tmp_path):
         await cluster.stop_all()
         for server in servers:
             await server.stop(None)
+
+
+async def test_raft_grpc_refuses_a_manager_speaking_for_another_member(tmp_path):
+    boot = bootstrap.init_cluster_ca("mgr-1", "127.0.0.1")
+    own = manager_security(boot, "node-1")
+    book = AddressBook([types_pb2.RaftMember(raft_id=2, node_id="node-2", addr="x:1")])
+    received: list[Message] = []
+    relay = Relay()
+    relay.receive = received.append  # type: ignore[method-assign]
+    server, port = rpcserver.cluster_server(own, boot.cluster_id, "127.0.0.1:0")
+    raft_pb2_grpc.add_RaftServicer_to_server(RaftServicer(relay, book.get), server)
+    await server.start()
+    claim = Message(type=MessageType.HEARTBEAT, to=RaftID(1), from_=RaftID(2), term=3)
+    request = raft_pb2.ProcessRaftMessageRequest(message=codec.message_to_proto(claim))
+    try:
+        for node_id, allowed in (("node-3", False), ("node-2", True)):
+            channel = manager_channel(f"127.0.0.1:{port}", manager_security(boot, node_id))
+            async with channel:
+                stub = raft_pb2_grpc.RaftStub(channel)
+                if allowed:
+                    await stub.ProcessRaftMessage(request, timeout=10)
+                    continue
+                with pytest.raises(aio.AioRpcError) as err:
+                    await stub.ProcessRaftMessage(request, timeout=10)
+                assert err.value.code() is grpc.StatusCode.PERMISSION_DENIED
+                assert "raft member 2 is node node-2, not node-3" in (err.value.details() or "")
+        assert received == [claim]
+        async with manager_channel(f"127.0.0.1:{port}", own) as channel:
+            resolved = await raft_pb2_grpc.RaftStub(channel).ResolveAddress(
+                raft_pb2.ResolveAddressRequest(raft_id=2), timeout=10
+            )
+        assert resolved.addr == "x:1"
+    finally:
+        await server.stop(None)
