@@ -138,7 +138,9 @@ async def test_failing_update_rolls_back_by_itself(cluster: InProcessCluster) ->
     assert svc.previous_spec.task.container.image == BAD_IMAGE
     assert svc.revision == 3
     assert [r.spec.task.container.image for r in svc.history] == ["busybox", BAD_IMAGE, "busybox"]
-    assert svc.update_status.message == "rollback completed"
+    message = svc.update_status.message
+    assert message.startswith("rollback completed (update rolled back: task web."), message
+    assert message.endswith("failed: task: non-zero exit (1))"), message
 
 
 async def test_failing_update_pauses_and_says_why(cluster: InProcessCluster) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 
 from swarmd.api import objects_pb2
 from swarmd.clock import Clock
-from swarmd.manager.orchestrator import placement, updatestatus
+from swarmd.manager.orchestrator import placement, rollout, updatestatus
 from swarmd.manager.orchestrator import task as tasks
 from swarmd.manager.orchestrator.driver import run_reconciler
 from swarmd.manager.orchestrator.plan import (
@@ -39,6 +39,25 @@ ShouldRestart = Callable[[objects_pb2.Task], bool]
 
 def _shutdown(group: Iterable[objects_pb2.Task]) -> list[Decision]:
     return [SetDesiredState(t.id, tasks.SHUTDOWN) for t in group if tasks.is_live(t)]
+
+
+def _one_per_node(
+    service: objects_pb2.Service,
+    live: list[objects_pb2.Task],
+    updating: bool,
+    out: list[Decision],
+) -> list[objects_pb2.Task]:
+    """Keep one live task on a node: a clean one if any, the newest otherwise.
+
+    During an update the old task keeps running next to a new one that is not up yet (a
+    start-first update; the updater retires the old task once the new one is up).
+    """
+    clean = [t for t in live if not tasks.is_dirty(service, t)]
+    keep = tasks.newest(clean or live) or live[0]
+    if clean and len(clean) < len(live) and updating and not rollout.is_up(keep):
+        return live
+    out.extend(_shutdown(t for t in live if t.id != keep.id))
+    return [keep]
 
 
 def is_eligible(service: objects_pb2.Service, node: objects_pb2.Node) -> bool:
@@ -66,6 +85,7 @@ def reconcile_global(
             updater even without dirty slots.
     """
     service_tasks = list(service_tasks)
+    updating = updatestatus.is_active(service)
     by_node: dict[str, list[objects_pb2.Task]] = {}
     for t in service_tasks:
         if t.desired_state < tasks.REMOVE:
@@ -81,11 +101,7 @@ def reconcile_global(
             continue
         live = [t for t in group if tasks.is_live(t)]
         if len(live) > 1:
-            # One task per node: keep a clean one if any, the newest otherwise.
-            clean = [t for t in live if not tasks.is_dirty(service, t)] or live
-            keep = tasks.newest(clean) or live[0]
-            out.extend(_shutdown(t for t in live if t.id != keep.id))
-            live = [keep]
+            live = _one_per_node(service, live, updating, out)
         slot = live
         if not slot:
             last = tasks.newest(group)
@@ -98,7 +114,7 @@ def reconcile_global(
     if every_node:
         for group in by_node.values():
             out.extend(_shutdown(group))
-    if dirty or (every_node and updatestatus.is_active(service)):
+    if dirty or (every_node and updating):
         out.extend(updater.update(service, dirty, now, cluster, service_tasks))
     return out
 

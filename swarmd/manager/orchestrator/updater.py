@@ -145,7 +145,7 @@ class RollingUpdater:
             self._schedule(service.id, [progress.monitor_end])
             return out
         done = us.ROLLBACK_COMPLETED if rolling_back else us.COMPLETED
-        message = us.ROLLBACK_COMPLETED_MESSAGE if rolling_back else us.COMPLETED_MESSAGE
+        message = us.rollback_completed_message(service) if rolling_back else us.COMPLETED_MESSAGE
         out.append(us.set_status(service, us.status(done, message, now, started)))
         _log.info("service update completed", service_id=service.id, rollback=rolling_back)
         self.forget(service.id)

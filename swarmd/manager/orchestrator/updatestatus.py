@@ -30,21 +30,14 @@ ROLLBACK_COMPLETED = types_pb2.UpdateStatus.UPDATE_STATE_ROLLBACK_COMPLETED
 
 ACTIVE = frozenset({UPDATING, ROLLBACK_STARTED})
 PAUSED_STATES = frozenset({PAUSED, ROLLBACK_PAUSED})
-ROLLBACK_STATES = frozenset({ROLLBACK_STARTED, ROLLBACK_PAUSED, ROLLBACK_COMPLETED})
 
 UPDATING_MESSAGE = "update in progress"
 COMPLETED_MESSAGE = "update completed"
-ROLLBACK_COMPLETED_MESSAGE = "rollback completed"
 
 
 def is_active(service: objects_pb2.Service) -> bool:
     """Whether an update or a rollback of the service is in progress (not paused, not done)."""
     return service.update_status.state in ACTIVE
-
-
-def is_rollback(service: objects_pb2.Service) -> bool:
-    """Whether the service's latest update is a rollback."""
-    return service.update_status.state in ROLLBACK_STATES
 
 
 def status(
@@ -59,6 +52,12 @@ def status(
     if state in (COMPLETED, ROLLBACK_COMPLETED):
         out.completed_at.CopyFrom(tasks.timestamp(now))
     return out
+
+
+def rollback_completed_message(service: objects_pb2.Service) -> str:
+    """The message of a finished rollback: it keeps why the rollback happened."""
+    why = service.update_status.message
+    return f"rollback completed ({why})" if why else "rollback completed"
 
 
 def started_at(service: objects_pb2.Service) -> float:
@@ -116,7 +115,6 @@ __all__ = [
     "PAUSED",
     "PAUSED_STATES",
     "ROLLBACK_COMPLETED",
-    "ROLLBACK_COMPLETED_MESSAGE",
     "ROLLBACK_PAUSED",
     "ROLLBACK_STARTED",
     "UNKNOWN",
@@ -124,7 +122,7 @@ __all__ = [
     "UPDATING_MESSAGE",
     "apply_update_status",
     "is_active",
-    "is_rollback",
+    "rollback_completed_message",
     "set_status",
     "started_at",
     "status",

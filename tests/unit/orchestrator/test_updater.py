@@ -275,7 +275,9 @@ def test_failure_rolls_back_to_the_previous_spec():
     h.now += 6
     agents.converge()
     assert h.service().update_status.state == us.ROLLBACK_COMPLETED
-    assert h.service().update_status.message == "rollback completed"
+    message = h.service().update_status.message
+    assert message.startswith("rollback completed (update rolled back: task web.")
+    assert message.endswith(" failed: task: non-zero exit (1))")
 
 
 def test_failing_rollback_pauses():
@@ -397,4 +399,25 @@ def test_global_service_updates_node_by_node():
         assert len([t for t in h.live() if t.status.state != RUNNING]) <= 1
     assert images(h) == ["busybox:2"] * 3
     assert {t.node_id for t in h.live()} == {"n1", "n2", "n3"}
+    assert h.service().update_status.state == us.COMPLETED
+
+
+def test_global_start_first_keeps_the_old_task_until_the_new_one_runs():
+    h = rolling(global_=True)
+    agents = deployed(h, None, update_config(parallelism=1, monitor=1, start_first=True))
+    agents.starts = lambda t: t.spec.container.image != "busybox:2"
+    image(h, "busybox:2")
+    agents.converge()
+    on_node = {}
+    for t in h.live():
+        on_node.setdefault(t.node_id, []).append(t.spec.container.image)
+    # One node got its new task next to the old one, which still runs.
+    assert sorted(len(v) for v in on_node.values()) == [1, 1, 2]
+    assert up_count(h) == 3
+    agents.starts = lambda t: True
+    for _ in range(10):
+        h.now += 1
+        agents.converge(rounds=1)
+        assert up_count(h) >= 3
+    assert images(h) == ["busybox:2"] * 3
     assert h.service().update_status.state == us.COMPLETED

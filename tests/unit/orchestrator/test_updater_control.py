@@ -47,7 +47,7 @@ def test_manual_rollback_uses_the_rollback_config_and_completes():
     assert images(h) == ["busybox"] * 4
     status = h.service().update_status
     assert status.state == us.ROLLBACK_COMPLETED
-    assert status.message == "rollback completed"
+    assert status.message == "rollback completed (manually requested rollback)"
 
 
 def test_rollback_to_a_kept_revision():
