@@ -9,6 +9,7 @@ silently overwritten.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from swarmctl import flags, resolve
 from swarmctl.client import Client
@@ -73,10 +74,21 @@ async def create(client: Client, ns: argparse.Namespace) -> str:
     return f"{resp.service.id}\n"
 
 
+def service_document(service: objects_pb2.Service) -> dict[str, Any]:
+    """The service as JSON; a replicated spec always shows its replica count, even 0."""
+    doc: dict[str, Any] = to_dict(service)
+    specs = [doc.get("Spec"), doc.get("PreviousSpec")]
+    specs += [revision.get("Spec") for revision in doc.get("History", ())]
+    for spec in specs:
+        if spec is not None and "Replicated" in spec:
+            spec["Replicated"].setdefault("Replicas", 0)
+    return doc
+
+
 async def inspect(client: Client, ns: argparse.Namespace) -> str:
     """The service as JSON."""
     service = await resolve.resolve(client, resolve.SERVICE, ns.service)
-    return render_json(to_dict(service))
+    return render_json(service_document(service))
 
 
 def mode_of(spec: specs_pb2.ServiceSpec) -> str:
@@ -174,4 +186,15 @@ async def rm(client: Client, ns: argparse.Namespace) -> str:
     return "".join(out)
 
 
-__all__ = ["LS_COLUMNS", "create", "inspect", "ls", "mode_of", "register", "rm", "scale", "update"]
+__all__ = [
+    "LS_COLUMNS",
+    "create",
+    "inspect",
+    "ls",
+    "mode_of",
+    "register",
+    "rm",
+    "scale",
+    "service_document",
+    "update",
+]

@@ -250,7 +250,7 @@ def test_scale_sets_replicas_and_refuses_global_services(mgr) -> None:
     assert ok(mgr.ctl("service", "scale", "scaled=5")).out == "scaled scaled to 5\n"
     assert inspect(mgr, "scaled")["Spec"]["Replicated"]["Replicas"] == 5
     assert ok(mgr.ctl("service", "scale", "scaled=0")).out == "scaled scaled to 0\n"
-    assert inspect(mgr, "scaled")["Spec"]["Replicated"] == {}
+    assert inspect(mgr, "scaled")["Spec"]["Replicated"] == {"Replicas": 0}
     fails(mgr.ctl("service", "scale", "scaled-global=2"), "scaled-global is global")
     fails(mgr.ctl("service", "scale", "scaled=many"), "invalid replica count 'many'")
     fails(mgr.ctl("service", "scale", "scaled"), "must be SERVICE=REPLICAS")

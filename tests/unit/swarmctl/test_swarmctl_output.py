@@ -9,6 +9,7 @@ from google.protobuf import timestamp_pb2
 
 from swarmctl.commands.cluster import cluster_document
 from swarmctl.commands.node import node_row
+from swarmctl.commands.service import service_document
 from swarmctl.commands.task import task_rows
 from swarmctl.output import Column, ago, human_duration, render_list, render_table
 from swarmctl.protojson import enum_name, pascal_case, to_dict
@@ -169,3 +170,17 @@ def test_cluster_document_puts_join_tokens_on_top() -> None:
     doc = cluster_document(cluster)
     assert doc["JoinTokens"] == {"Worker": "SWMTKN-1-w", "Manager": "SWMTKN-1-m"}
     assert doc["RootCA"] == {"JoinTokens": doc["JoinTokens"]}
+
+
+def test_service_document_always_shows_the_replica_count() -> None:
+    svc = objects_pb2.Service(id="s1")
+    svc.spec.replicated.replicas = 0
+    svc.previous_spec.replicated.replicas = 2
+    svc.history.add(revision=1).spec.replicated.SetInParent()
+    doc = service_document(svc)
+    assert doc["Spec"]["Replicated"] == {"Replicas": 0}
+    assert doc["PreviousSpec"]["Replicated"] == {"Replicas": 2}
+    assert doc["History"][0]["Spec"]["Replicated"] == {"Replicas": 0}
+    glob = objects_pb2.Service(id="s2")
+    getattr(glob.spec, "global").SetInParent()
+    assert service_document(glob)["Spec"] == {"Global": {}}
