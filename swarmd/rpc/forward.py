@@ -93,11 +93,17 @@ class LeaderChannels:
 
     async def channel(self, addr: str) -> aio.Channel:
         """The channel to `addr`, opened on first use; a channel elsewhere is closed."""
-        if self._channel is None or self._addr != addr:
-            await self.retarget(None)
-            self._addr, self._channel = addr, self._dial(addr)
-            _log.info("leader channel opened", leader_addr=addr)
-        return self._channel
+        if self._channel is not None and self._addr == addr:
+            return self._channel
+        # Swap before awaiting the close, so concurrent callers share the new channel.
+        old, old_addr = self._channel, self._addr
+        new = self._dial(addr)
+        self._addr, self._channel = addr, new
+        _log.info("leader channel opened", leader_addr=addr)
+        if old is not None:
+            _log.info("leader channel closed", leader_addr=old_addr)
+            await old.close(_CLOSE_GRACE)
+        return new
 
     async def retarget(self, addr: str | None) -> None:
         """Close the channel unless it goes to `addr` (None: close it whatever it goes to)."""

@@ -20,6 +20,7 @@ class FakeChannel:
 
     async def close(self, grace: float | None = None) -> None:
         self.closed = True
+        await asyncio.sleep(0)  # a real close yields to the loop; let others run meanwhile
 
 
 class Dialer:
@@ -113,6 +114,16 @@ async def test_channels_reused_for_one_leader_and_closed_on_change() -> None:
     await channels.close()
     assert dialer.closed() == [True, True]
     assert channels.addr is None
+
+
+async def test_concurrent_callers_after_a_change_share_one_new_channel() -> None:
+    dialer = Dialer()
+    channels = LeaderChannels(dialer)
+    await channels.channel("10.0.0.1:4242")
+    got = await asyncio.gather(*(channels.channel("10.0.0.2:4242") for _ in range(3)))
+    assert len({id(c) for c in got}) == 1
+    assert [c.addr for c in dialer.dialed] == ["10.0.0.1:4242", "10.0.0.2:4242"]
+    assert dialer.closed() == [True, False]
 
 
 async def test_retarget_leader_channels_follows_leadership() -> None:
