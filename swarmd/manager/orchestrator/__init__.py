@@ -2,7 +2,8 @@
 
 Manager layer. Each component is a pure core plus an async shell with `run()` (see README.md):
 `ReplicatedOrchestrator`, `GlobalOrchestrator`, `TaskReaper` and `ConstraintEnforcer`, all
-taking the store and a Clock. `Updater` is the seam for rolling updates.
+taking the store and a Clock. `Updater` is the seam for service updates; `RollingUpdater` is
+the one the orchestrators run.
 """
 
 from swarmd.manager.orchestrator.enforcer import ConstraintEnforcer, ConstraintEnforcerCore
@@ -13,6 +14,7 @@ from swarmd.manager.orchestrator.replicated import ReplicatedOrchestrator, Repli
 from swarmd.manager.orchestrator.restart import RestartSupervisor
 from swarmd.manager.orchestrator.task import new_task
 from swarmd.manager.orchestrator.update import ReplaceAllUpdater, Updater
+from swarmd.manager.orchestrator.updater import RollingUpdater
 
 __all__ = [
     "ConstraintEnforcer",
@@ -24,6 +26,7 @@ __all__ = [
     "ReplicatedOrchestrator",
     "ReplicatedReconciler",
     "RestartSupervisor",
+    "RollingUpdater",
     "TaskReaper",
     "TaskReaperCore",
     "Updater",
