@@ -58,6 +58,7 @@ class EchoManager:
     calls: list[str] = field(default_factory=list)
     published: list[str] = field(default_factory=list)
     session_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    unary_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def addr(self) -> str:
@@ -81,6 +82,12 @@ class EchoManager:
         self.calls.append("GetNode")
         if request.node_id == "missing":
             raise errors.NotFound("node", "missing")
+        if request.node_id == "hang":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.unary_cancelled.set()
+                raise
         node_id, role, cluster_id = self._caller()
         node = objects_pb2.Node(id=node_id)
         node.description.hostname = f"{self.name}|{role}|{cluster_id}"
@@ -328,6 +335,27 @@ async def test_server_stream_forwards_items_in_order_and_cancel_reaches_leader(
     # The agent going away ends the leader's handler too, not just the follower's.
     await asyncio.wait_for(leader.session_cancelled.wait(), 10)
     assert follower.calls == []
+
+
+async def test_unary_cancel_reaches_leader(cluster, pair) -> None:
+    leader, follower = pair
+    stub = control_pb2_grpc.ControlStub(cluster.dial(follower, cluster.issue(Role.MANAGER)))
+    call = stub.GetNode(control_pb2.GetNodeRequest(node_id="hang"), timeout=30)
+    async with asyncio.timeout(10):
+        while leader.calls != ["GetNode"]:  # noqa: ASYNC110 - the handler's own record
+            await asyncio.sleep(0.005)
+    call.cancel()
+    await asyncio.wait_for(leader.unary_cancelled.wait(), 10)
+    assert follower.calls == []
+
+
+async def test_expired_caller_deadline_ends_the_leader_call(cluster, pair) -> None:
+    leader, follower = pair
+    channel = cluster.dial(follower, cluster.issue(Role.MANAGER))
+    with pytest.raises(aio.AioRpcError) as exc:
+        await get_node(channel, node_id="hang", deadline=0.5)
+    assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    await asyncio.wait_for(leader.unary_cancelled.wait(), 10)
 
 
 async def test_client_stream_forwards_every_message(cluster, pair) -> None:
