@@ -38,6 +38,7 @@ from swarmd.ca.security import SecurityConfig
 from swarmd.rpc.channel import manager_channel
 from swarmd.rpc.identity import (
     Caller,
+    Metadata,
     Principal,
     current_forwarded,
     forwarded_metadata,
@@ -201,9 +202,7 @@ class ForwardInterceptor(aio.ServerInterceptor):
         return _Outbound(addr, channel, metadata, remaining)
 
 
-def _copied_metadata(
-    metadata: Any,
-) -> tuple[tuple[str, str | bytes], ...]:
+def _copied_metadata(metadata: Metadata | None) -> tuple[tuple[str, str | bytes], ...]:
     """The caller's own metadata, without grpc's entries and any forwarded identity it claimed."""
     return tuple(
         (key, value)
@@ -218,7 +217,7 @@ _Prepare = Callable[[aio.ServicerContext[Any, Any], MethodShape], Awaitable[_Out
 async def _refuse(
     context: aio.ServicerContext[Any, Any], err: errors.SwarmError, method: str
 ) -> None:
-    _log.info("rpc not forwarded", rpc=method, reason=err.message)
+    _log.debug("rpc not forwarded", rpc=method, reason=err.message)
     await context.abort(code_for(err), err.message)
 
 
@@ -237,14 +236,13 @@ async def _relay_failure(
 
 def _forwarding_handler(shape: MethodShape, prepare: _Prepare) -> grpc.RpcMethodHandler[Any, Any]:
     """A handler (raw bytes in and out) that forwards every call of `shape`."""
-    method = shape.method
     if shape.cardinality is Cardinality.UNARY_UNARY:
-        return grpc.unary_unary_rpc_method_handler(_unary_response(method, prepare, shape))
+        return grpc.unary_unary_rpc_method_handler(_unary_response(shape, prepare))
     if shape.cardinality is Cardinality.STREAM_UNARY:
-        return grpc.stream_unary_rpc_method_handler(_unary_response(method, prepare, shape))
+        return grpc.stream_unary_rpc_method_handler(_unary_response(shape, prepare))
     if shape.cardinality is Cardinality.UNARY_STREAM:
-        return grpc.unary_stream_rpc_method_handler(_stream_response(method, prepare, shape))
-    return grpc.stream_stream_rpc_method_handler(_stream_response(method, prepare, shape))
+        return grpc.unary_stream_rpc_method_handler(_stream_response(shape, prepare))
+    return grpc.stream_stream_rpc_method_handler(_stream_response(shape, prepare))
 
 
 def _start(shape: MethodShape, out: _Outbound, request: Any) -> Any:
@@ -259,12 +257,12 @@ def _start(shape: MethodShape, out: _Outbound, request: Any) -> Any:
     return out.channel.stream_stream(shape.method)(request, **kwargs)
 
 
-def _unary_response(method: str, prepare: _Prepare, shape: MethodShape) -> Any:
+def _unary_response(shape: MethodShape, prepare: _Prepare) -> Any:
     async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         try:
             out = await prepare(context, shape)
         except errors.SwarmError as err:
-            await _refuse(context, err, method)
+            await _refuse(context, err, shape.method)
             raise  # not reached: abort raises
         call = _start(shape, out, request)
         try:
@@ -279,12 +277,12 @@ def _unary_response(method: str, prepare: _Prepare, shape: MethodShape) -> Any:
     return handler
 
 
-def _stream_response(method: str, prepare: _Prepare, shape: MethodShape) -> Any:
+def _stream_response(shape: MethodShape, prepare: _Prepare) -> Any:
     async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         try:
             out = await prepare(context, shape)
         except errors.SwarmError as err:
-            await _refuse(context, err, method)
+            await _refuse(context, err, shape.method)
             raise  # not reached: abort raises
         call = _start(shape, out, request)
         try:
