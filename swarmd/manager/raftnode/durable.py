@@ -6,7 +6,8 @@ Manager layer, raft node. `RaftNode` (node.py) builds one per manager and hands 
 disk; every write goes to `RaftStorage` (storage.py: SQLite in WAL mode with synchronous=FULL,
 snapshot payloads as atomically written files, all disk work in a worker thread, one operation
 at a time) and only once it is durable to the mirror. A crash therefore loses nothing the core
-was told was stored, and a restart (`open`) rebuilds the mirror from disk.
+was told was stored, and a restart (`open`) rebuilds the mirror from disk. The disk work runs
+on a thread of its own, one operation at a time.
 
 The mirror holds the log since the latest snapshot. The tail of entries a compaction keeps
 before the snapshot (for slow followers) is in memory only until the next restart.
@@ -15,6 +16,7 @@ before the snapshot (for slow followers) is in memory only until the next restar
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import structlog
@@ -46,9 +48,15 @@ class DurableStorage:
     entries with the hard state) and never concurrently with each other.
     """
 
-    def __init__(self, disk_storage: disk.RaftStorage, mirror: MemoryStorage) -> None:
+    def __init__(
+        self,
+        disk_storage: disk.RaftStorage,
+        mirror: MemoryStorage,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
         self._disk = disk_storage
         self._mem = mirror
+        self._executor = executor
 
     @classmethod
     async def open(cls, state_dir: Path | str) -> DurableStorage:
@@ -57,13 +65,20 @@ class DurableStorage:
         Raises:
             disk.StorageError: the database or the snapshot file is unreadable or damaged.
         """
-        raft_storage = await disk.RaftStorage.open(state_dir)
+        # One thread of its own: raft fsyncs neither wait behind nor hold up other blocking work.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raft-disk")
+        try:
+            raft_storage = await disk.RaftStorage.open(state_dir, executor=executor)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
         try:
             mirror = await _load(raft_storage)
         except BaseException:
             await raft_storage.close()
+            executor.shutdown(wait=False)
             raise
-        return cls(raft_storage, mirror)
+        return cls(raft_storage, mirror, executor)
 
     @property
     def path(self) -> Path:
@@ -175,8 +190,10 @@ class DurableStorage:
         return snap
 
     async def close(self) -> None:
-        """Close the database (waits for the write in progress)."""
+        """Close the database (waits for the write in progress) and its disk thread."""
         await self._disk.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)  # idle now: the close above was its last job
 
 
 def _disk_meta(meta: SnapshotMetadata) -> disk.SnapshotMeta:

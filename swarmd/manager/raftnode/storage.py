@@ -8,8 +8,9 @@ storage"). Layout of a state dir:
                                 snapshots (metadata of the latest snapshot)
     snapshots/snap-<index>.bin  the latest snapshot payload, written atomically
 
-Every disk operation runs in a worker thread (`asyncio.to_thread`), one at a time (an asyncio.Lock
-serialises use of the single connection), so the event loop never blocks on fsync. SQLite errors
+Every disk operation runs in a worker thread (`asyncio.to_thread`, or the executor given to `open`,
+such as the Raft driver's own single disk thread), one at a time (an asyncio.Lock serialises use of
+the single connection), so the event loop never blocks on fsync. SQLite errors
 and damaged files surface as `StorageError` (a FailedPrecondition) naming the file, never as a
 raw sqlite3 traceback. Files are created 0600, directories 0700.
 """
@@ -19,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import hashlib
 import itertools
 import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -114,8 +117,11 @@ class RaftStorage:
     (`first_index`, `last_index`, `snapshot_index`) are cached and read synchronously.
     """
 
-    def __init__(self, state_dir: Path, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, state_dir: Path, conn: sqlite3.Connection, executor: Executor | None = None
+    ) -> None:
         self.dir = state_dir
+        self._executor = executor
         self.path = state_dir / DB_NAME
         self._conn: sqlite3.Connection | None = conn
         self._lock = asyncio.Lock()
@@ -124,15 +130,17 @@ class RaftStorage:
         self._snapshot: SnapshotMeta | None = None
 
     @classmethod
-    async def open(cls, state_dir: Path | str) -> RaftStorage:
+    async def open(cls, state_dir: Path | str, *, executor: Executor | None = None) -> RaftStorage:
         """Open (creating if needed) the raft state in state_dir.
+
+        `executor` runs the disk work (default: asyncio's default thread pool).
 
         Raises:
             StorageError: the database is unreadable, damaged or of another schema version.
         """
         path = Path(state_dir)
-        conn = await asyncio.to_thread(_connect, path)
-        storage = cls(path, conn)
+        conn = await _in_thread(executor, functools.partial(_connect, path))
+        storage = cls(path, conn, executor)
         await storage._run("read the log bounds", storage._load_bounds)
         _log.info(
             "raft storage opened",
@@ -264,11 +272,11 @@ class RaftStorage:
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
-                await asyncio.to_thread(conn.close)
+                await _in_thread(self._executor, conn.close)
 
     async def _run(self, what: str, fn: Callable[[], R]) -> R:
         async with self._lock:
-            return await asyncio.to_thread(self._guarded, what, fn)
+            return await _in_thread(self._executor, functools.partial(self._guarded, what, fn))
 
     def _guarded(self, what: str, fn: Callable[[], R]) -> R:
         try:
@@ -359,6 +367,12 @@ class RaftStorage:
         if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
             raise StorageError(path, f"snapshot {idx} is damaged (size or checksum mismatch)")
         return SnapshotMeta(idx, term, bytes(conf)), data
+
+
+async def _in_thread(executor: Executor | None, fn: Callable[[], R]) -> R:
+    if executor is None:
+        return await asyncio.to_thread(fn)
+    return await asyncio.get_running_loop().run_in_executor(executor, fn)
 
 
 def _connect(state_dir: Path) -> sqlite3.Connection:
