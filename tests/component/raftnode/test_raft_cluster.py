@@ -330,9 +330,14 @@ async def test_raft_cluster_lone_member_leads_without_waiting_for_an_election(tm
 async def test_raft_cluster_write_on_a_cut_off_leader_fails_and_never_appears(cluster, network):
     await cluster.start_all()
     old = await cluster.leader()
+    leading = cluster.nodes[old].leadership.state
+    assert leading.is_leader
     network.isolate(RaftID(old))
     with pytest.raises((errors.Unavailable, errors.NotLeader)):
         await cluster.stores[old].update(lambda tx: tx.services.create(service("lost")))
+    # what the manager waits on to stop its leader-only components
+    stepped_down = await asyncio.wait_for(cluster.nodes[old].leadership.changed(leading), 20)
+    assert not stepped_down.is_leader
     others = [i for i in cluster.nodes if i != old]
     new = await cluster.leader()
     assert new in others
