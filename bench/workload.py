@@ -134,12 +134,16 @@ class Bench:
             await poll(gone, 30, "tasks of a removed service gone", interval=0.2)
         await self.engine.remove_labelled(label)
 
-    async def _wait_running(self, system: System, sid: str, n: int, tl: Timeline) -> None:
+    async def _wait_running(
+        self, system: System, sid: str, n: int, tl: Timeline, old: frozenset[str] = frozenset()
+    ) -> None:
+        """Until n tasks run; marks when all were assigned and when the first new one ran."""
+
         async def check() -> bool:
             tasks = await system.tasks(sid)
             if sum(t.assigned for t in tasks) >= n:
                 tl.mark("all_assigned")
-            if any(t.running for t in tasks):
+            if any(t.running and t.id not in old for t in tasks):
                 tl.mark("first_running")
             return sum(t.running for t in tasks) >= n
 
@@ -166,11 +170,12 @@ class Bench:
         try:
             await self._wait_running(system, sid, low, Timeline(time.time(), time.perf_counter()))
             await asyncio.sleep(self.args.pause)
+            old = frozenset(t.id for t in await system.tasks(sid) if t.running)
             before = self.cpu()
             tl = Timeline(time.time(), time.perf_counter())
             await system.scale(sid, high)
             tl.mark("api")
-            await self._wait_running(system, sid, high, tl)
+            await self._wait_running(system, sid, high, tl, old)
             seconds = tl.now()
             detail = self.cpu_detail(before) | {"scenario": f"scale {low}->{high}"}
             tl.containers(await self.engine.times(label))
