@@ -48,6 +48,9 @@ STDOUT = logs_pb2.LOG_STREAM_STDOUT
 STDERR = logs_pb2.LOG_STREAM_STDERR
 #: How long a closed reader waits for its thread to notice before leaving it to end alone.
 THREAD_STOP_TIMEOUT = 5.0
+#: Chunks a thread may hand over before the loop took them: a slow reader slows the thread
+#: (and so the engine) down instead of piling a large log up in memory.
+MAX_PENDING_CHUNKS = 64
 
 ClientFactory = Callable[[float | None], docker.DockerClient]
 
@@ -133,6 +136,7 @@ class StreamReader:
         self._lock = threading.Lock()
         self._closer: Callable[[], None] | None = None
         self._stopping = threading.Event()
+        self._slots = threading.Semaphore(MAX_PENDING_CHUNKS)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pending: collections.deque[LogLine] = collections.deque()
@@ -158,6 +162,7 @@ class StreamReader:
                 if item.error is not None:
                     raise item.error
                 return None
+            self._slots.release()
             self._pending.extend(item)
         return self._pending.popleft()
 
@@ -217,6 +222,13 @@ class StreamReader:
                 self._closer = None
             client.close()
 
+    def _wait_slot(self) -> bool:
+        """Block (in the thread) until the loop has room; False once the reader closed."""
+        while not self._slots.acquire(timeout=0.1):
+            if self._stopping.is_set():
+                return False
+        return True
+
     def _pump(self, stream: Iterator[bytes]) -> None:
         splitter = LineSplitter()
         last = time.time_ns()
@@ -228,10 +240,10 @@ class StreamReader:
                 line = parse_line(raw, self._stream, last)
                 last = line.timestamp_ns
                 lines.append(line)
-            if lines and not self._to_loop(lines):
+            if lines and not (self._wait_slot() and self._to_loop(lines)):
                 return
         tail = [parse_line(raw, self._stream, last) for raw in splitter.flush()]
-        if tail:
+        if tail and self._wait_slot():
             self._to_loop(tail)
 
 
