@@ -30,11 +30,19 @@ from swarmd.ca.tokens import new_join_token
 from swarmd.clock import Clock, SystemClock
 from swarmd.manager.controlapi import ControlServicer
 from swarmd.manager.dispatcher import DispatcherServicer
-from swarmd.manager.leader import Component, leader_components, run_leader
+from swarmd.manager.leader import Component, leader_components
+from swarmd.manager.leadership import (
+    Leadership,
+    StaticLeadership,
+    retarget_leader_channels,
+    run_while_leader,
+)
 from swarmd.manager.logbroker import LogBroker, LogBrokerServicer, LogsServicer
 from swarmd.manager.store import MemoryStore
 from swarmd.manager.watchapi import WatchServicer
 from swarmd.rpc import server as rpcserver
+from swarmd.rpc.forward import ForwardInterceptor, LeaderChannels
+from swarmd.rpc.identity import ANONYMOUS, LOCAL_OPERATOR
 
 _log = structlog.get_logger(component="manager")
 
@@ -62,6 +70,7 @@ class Manager:
         listeners: Listeners,
         join_cert: tuple[bytes, bytes],
         clock: Clock | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self._store = store
         self._security = security
@@ -70,6 +79,8 @@ class Manager:
         self._listeners = listeners
         self._join_cert = join_cert
         self._clock = clock or SystemClock()
+        # A single voter always leads; the Raft driver will hand in its own LeadershipCell.
+        self._leadership: Leadership = leadership or StaticLeadership(security.credentials.node_id)
         #: Routes `service logs` subscriptions to the agents (a leader component).
         self.log_broker = LogBroker(store, self._clock)
         self.ready = asyncio.Event()
@@ -86,13 +97,21 @@ class Manager:
         watch = WatchServicer(self._store)
         broker = self.log_broker
         logs = LogsServicer(broker)
-        local = rpcserver.control_server(self._listeners.control_socket)
+        leadership = self._leadership
+        channels = LeaderChannels.mtls(self._security)
+        local = rpcserver.control_server(
+            self._listeners.control_socket,
+            [ForwardInterceptor(leadership, channels, principal=LOCAL_OPERATOR)],
+        )
         control_pb2_grpc.add_ControlServicer_to_server(control, local)
         watch_pb2_grpc.add_WatchServicer_to_server(watch, local)
         logs_pb2_grpc.add_LogsServicer_to_server(logs, local)
 
         cluster, self.remote_port = rpcserver.cluster_server(
-            self._security, self._cluster_id, self._listeners.remote_api
+            self._security,
+            self._cluster_id,
+            self._listeners.remote_api,
+            extra_interceptors=[ForwardInterceptor(leadership, channels)],
         )
         control_pb2_grpc.add_ControlServicer_to_server(control, cluster)
         watch_pb2_grpc.add_WatchServicer_to_server(watch, cluster)
@@ -103,7 +122,10 @@ class Manager:
         ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, cluster)
 
         join, self.join_port = rpcserver.join_server(
-            self._join_cert[0], self._join_cert[1], self._listeners.join_api
+            self._join_cert[0],
+            self._join_cert[1],
+            self._listeners.join_api,
+            [ForwardInterceptor(leadership, channels, principal=ANONYMOUS)],
         )
         ca_pb2_grpc.add_CAServicer_to_server(ca, join)
         ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
@@ -119,12 +141,19 @@ class Manager:
                 join_port=self.join_port,
             )
             self.ready.set()
-            components = leader_components(self._store, self._clock, dispatcher)
-            await run_leader([*components, Component("log-broker", broker.run)])
+
+            def components() -> list[Component]:
+                made = leader_components(self._store, self._clock, dispatcher)
+                return [*made, Component("log-broker", broker.run)]
+
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(run_while_leader(leadership, components), name="leadership")
+                tg.create_task(retarget_leader_channels(leadership, channels), name="retarget")
         finally:
             await asyncio.shield(
                 asyncio.gather(*(srv.stop(STOP_GRACE) for srv in servers), return_exceptions=True)
             )
+            await asyncio.shield(channels.close())
             _log.info("manager stopped")
 
 

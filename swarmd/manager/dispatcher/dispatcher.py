@@ -25,6 +25,7 @@ from swarmd.manager.dispatcher.nodes import HeartbeatTracker
 from swarmd.manager.dispatcher.taskstatus import TaskStatusWriter
 from swarmd.manager.store import Commit, Event, EventKind, MemoryStore, Tx
 from swarmd.rpc.auth import current_peer
+from swarmd.rpc.identity import caller_address
 
 _log = structlog.get_logger(component="dispatcher")
 
@@ -41,7 +42,8 @@ ASSIGNMENT_BATCH_WINDOW = 0.01
 
 
 def _peer_ip(context: aio.ServicerContext[Any, Any]) -> str:
-    peer = context.peer() or ""
+    # The agent's own address, also when a follower forwarded its session here.
+    peer = caller_address(context)
     kind, _, rest = peer.partition(":")
     if kind == "ipv4":
         return rest.rpartition(":")[0]
