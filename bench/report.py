@@ -79,8 +79,13 @@ def totals_table(report: dict[str, Any]) -> str:
         + f"{'swarmd/swarm':>14}{'swarmd/raw':>12}  goals"
     )
     lines = [head]
+    others = []
     for sc in report["scenarios"]:
         by = _by_system(sc)
+        if not set(by) <= set(SYSTEMS):  # variants of a diagnosis, not the three systems
+            cells_other = [f"{k} {_mmm(v)}" for k, v in by.items()]
+            others.append(f"{sc['name']:<24}" + ";  ".join(cells_other))
+            continue
         med = {k: _median(v) for k, v in by.items()}
         cells = {k: _mmm(by.get(k)) for k in SYSTEMS}
         if sc["name"].startswith("node failure") and "docker-swarm" not in by:
@@ -96,6 +101,7 @@ def totals_table(report: dict[str, Any]) -> str:
             + f"{ratio_swarm:>14}{ratio_raw:>12}  "
             + ", ".join(_goals(sc["name"], med))
         )
+    lines += others
     watch = report.get("loaded_watch")
     if watch:
         down = watch["nodes_marked_down"]

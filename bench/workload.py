@@ -40,7 +40,7 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 # `python bench/workload.py` works as well as `python -m bench.workload`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import nodefailure
+from bench import callpattern, nodefailure
 from bench.harness import (
     REPO,
     Machine,
@@ -62,6 +62,8 @@ from bench.systems import (
 )
 
 SCENARIOS = ["create", "scale", "heal", "node-failure"]
+# Not in the default run: raw-floor variants replaying swarmd's engine call pattern.
+DIAGNOSE = "diagnose"
 Runner = Callable[[], Awaitable[list[Sample]]]
 
 
@@ -378,6 +380,11 @@ async def single_node(args: argparse.Namespace, engine: Engine, notes: list[str]
                         "swarmd": _each(b.self_heal, b.swarmd),
                     },
                 )
+            if DIAGNOSE in args.only:
+                n = max(args.replicas)
+                await b.repeat(
+                    f"call pattern {n}", args.reps_large, callpattern.runners(engine, n, b.name)
+                )
         return b.scenarios
     finally:
         if args.keep:
@@ -394,7 +401,7 @@ async def amain(args: argparse.Namespace) -> int:
     started = time.time()
     machine = Machine.start()
     try:
-        if set(args.only) & {"create", "scale", "heal"}:
+        if set(args.only) & {"create", "scale", "heal", DIAGNOSE}:
             scenarios += await single_node(args, engine, notes)
         if "node-failure" in args.only:
             nf = await nodefailure.run(args, engine)
@@ -445,7 +452,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         type=lambda s: s.split(","),
         default=SCENARIOS,
-        help=f"comma-separated subset of {','.join(SCENARIOS)}",
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (all), or {DIAGNOSE}",
     )
     p.add_argument("--pause", type=float, default=0.5, help="settle before a timed step (0.5 s)")
     p.add_argument("--timeout", type=float, default=180.0, help="per wait (180 s)")
@@ -454,7 +461,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO / ".bench", help="directory for JSON results")
     p.add_argument("--keep", action="store_true", help="keep swarmd's temp state dirs and logs")
     args = p.parse_args(argv)
-    unknown = set(args.only) - set(SCENARIOS)
+    unknown = set(args.only) - {*SCENARIOS, DIAGNOSE}
     if unknown:
         p.error(f"unknown scenario(s) {','.join(sorted(unknown))}; choose from {SCENARIOS}")
     return args
