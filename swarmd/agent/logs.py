@@ -120,6 +120,8 @@ class _Subscription:
             self._log.debug("no logs for task: no container", task_id=task.id)
         except errors.SwarmError as err:
             self._log.info("reading task logs failed", task_id=task.id, error=str(err))
+        except Exception:  # noqa: BLE001 - one reader's unforeseen failure must not stall the rest
+            self._log.exception("reading task logs failed", task_id=task.id)
         finally:
             # Controllers return async generators: close them now, not when the loop gets
             # round to it, so that what they hold (Docker stream threads) goes at once.
@@ -248,7 +250,8 @@ class LogPublisher:
     ) -> None:
         try:
             await _Subscription(msg, self._tasks).serve(stub)
-        except (grpc.RpcError, errors.SwarmError, TimeoutError) as err:
+        except (grpc.RpcError, grpc.aio.UsageError, errors.SwarmError, TimeoutError) as err:
+            # The manager went or dropped the subscription; it reports the gap to the client.
             _log.debug("publishing logs failed", subscription_id=msg.id, error=str(err))
 
 
