@@ -182,12 +182,26 @@ class DurableStorage:
         meta = SnapshotMetadata(index=index, term=self._mem.term(index), conf_state=conf_state)
         await self._disk.save_snapshot(_disk_meta(meta), data)
         snap = self._mem.create_snapshot(index, conf_state, data)
-        upto = index - keep
-        if upto > 0:
-            await self._disk.compact(upto)  # a no-op below its first entry
-        if upto >= self._mem.first_index():
-            self._mem.compact(upto)
+        await self.compact(index - keep)
         return snap
+
+    async def compact(self, upto: int) -> None:
+        """Durably drop the entries up to `upto` (at most the snapshot index); a no-op when
+        they are gone already.
+
+        Raises:
+            errors.FailedPrecondition: upto is beyond the latest snapshot.
+            disk.StorageError: the write failed; nothing changed in memory.
+        """
+        held = self._mem.snapshot().metadata.index
+        if upto > held:
+            raise errors.FailedPrecondition(
+                f"cannot compact the raft log to {upto}: the latest snapshot is at {held}"
+            )
+        if upto < self._mem.first_index():
+            return
+        await self._disk.compact(upto)
+        self._mem.compact(upto)
 
     async def close(self) -> None:
         """Close the database (waits for the write in progress) and its disk thread."""

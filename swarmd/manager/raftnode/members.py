@@ -5,14 +5,25 @@ RaftMember carried in the context of every applied conf change, and from the mem
 store snapshots; it tells the transport about every change. The Raft servicer answers
 `ResolveAddress` from it. Removed ids are remembered forever (swarmkit keeps them in the snapshot
 too) so a removed manager that comes back cannot take part again.
+
+`load_identity` keeps this member's own RaftMember in the raft state dir (swarmkit keeps it in
+its WAL metadata): a restarted manager recovers its raft id from there.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
+from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
+from swarmd import errors
 from swarmd.api import store_pb2, types_pb2
+from swarmd.manager.raftnode.storage import _write_atomically
 from swarmd.raft import RaftID
+
+MEMBER_FILE = "raft-member.pb"
 
 
 class AddressBook:
@@ -76,4 +87,55 @@ class AddressBook:
             self.put(member)
 
 
-__all__ = ["AddressBook"]
+async def load_identity(
+    state_dir: Path, given: types_pb2.RaftMember | None
+) -> types_pb2.RaftMember:
+    """This member's identity: saved in state_dir on first use, read back afterwards.
+
+    A later `given` may change the address (a manager may move), never the raft id.
+
+    Raises:
+        errors.FailedPrecondition: nothing is saved and `given` is None, `given` names another
+            raft id than the saved one, or the saved file is damaged.
+    """
+    path = state_dir / MEMBER_FILE
+    saved = await asyncio.to_thread(_read_member, path)
+    identity = _choose_identity(saved, given, state_dir)
+    if saved != identity:
+        await asyncio.to_thread(state_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+        await asyncio.to_thread(_write_atomically, path, identity.SerializeToString())
+    return identity
+
+
+def _read_member(path: Path) -> types_pb2.RaftMember | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return types_pb2.RaftMember.FromString(data)
+    except DecodeError as err:
+        raise errors.FailedPrecondition(f"raft identity {path} is damaged: {err}") from err
+
+
+def _choose_identity(
+    saved: types_pb2.RaftMember | None, given: types_pb2.RaftMember | None, path: Path
+) -> types_pb2.RaftMember:
+    if saved is None:
+        if given is None:
+            raise errors.FailedPrecondition(f"no raft identity in {path}; give the raft member")
+        return given
+    if given is None:
+        return saved
+    if given.raft_id != saved.raft_id:
+        raise errors.FailedPrecondition(
+            f"{path} belongs to raft member {saved.raft_id:x}, not {given.raft_id:x}"
+        )
+    merged = types_pb2.RaftMember()
+    merged.CopyFrom(saved)
+    if given.addr:
+        merged.addr = given.addr
+    return merged
+
+
+__all__ = ["MEMBER_FILE", "AddressBook", "load_identity"]

@@ -39,9 +39,8 @@ from swarmd.api import store_pb2, types_pb2
 from swarmd.clock import Clock, SystemClock
 from swarmd.manager.raftnode.durable import DurableStorage
 from swarmd.manager.raftnode.leadership import Leadership, LeaderState
-from swarmd.manager.raftnode.members import AddressBook
+from swarmd.manager.raftnode.members import AddressBook, load_identity
 from swarmd.manager.raftnode.settings import RaftSettings
-from swarmd.manager.raftnode.storage import _write_atomically
 from swarmd.manager.raftnode.transport import Transport
 from swarmd.manager.raftnode.waits import ProposalWait, Waits
 from swarmd.manager.store import MemoryStore
@@ -71,7 +70,6 @@ _log = structlog.get_logger(component="raftnode")
 
 T = TypeVar("T")
 
-MEMBER_FILE = "raft-member.pb"
 SNAPSHOT_FORMAT = 1  # store_pb2.Snapshot.version
 MAX_PROPOSAL_BYTES = 3 * 1024 * 1024 // 2  # swarmkit rejects transactions above 1.5 MiB
 MAX_INBOX = 10000  # messages queued for the core; beyond, drop (raft retries)
@@ -158,13 +156,7 @@ class RaftNode:
             StorageError: the raft state is unreadable.
         """
         path = Path(state_dir)
-        saved = await asyncio.to_thread(_read_member, path / MEMBER_FILE)
-        identity = _choose_identity(saved, member, path)
-        if saved != identity:
-            await asyncio.to_thread(path.mkdir, mode=0o700, parents=True, exist_ok=True)
-            await asyncio.to_thread(
-                _write_atomically, path / MEMBER_FILE, identity.SerializeToString()
-            )
+        identity = await load_identity(path, member)
         storage = await DurableStorage.open(path)
         return cls(identity, storage, transport, settings, rng=rng, clock=clock)
 
@@ -736,37 +728,6 @@ class _CoreLogger:
 
     def warning(self, event: str, **fields: object) -> None:
         self._log.warning(event, **fields)
-
-
-def _read_member(path: Path) -> types_pb2.RaftMember | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    try:
-        return types_pb2.RaftMember.FromString(data)
-    except DecodeError as err:
-        raise errors.FailedPrecondition(f"raft identity {path} is damaged: {err}") from err
-
-
-def _choose_identity(
-    saved: types_pb2.RaftMember | None, given: types_pb2.RaftMember | None, path: Path
-) -> types_pb2.RaftMember:
-    if saved is None:
-        if given is None:
-            raise errors.FailedPrecondition(f"no raft identity in {path}; give the raft member")
-        return given
-    if given is None:
-        return saved
-    if given.raft_id != saved.raft_id:
-        raise errors.FailedPrecondition(
-            f"{path} belongs to raft member {saved.raft_id:x}, not {given.raft_id:x}"
-        )
-    merged = types_pb2.RaftMember()
-    merged.CopyFrom(saved)
-    if given.addr:
-        merged.addr = given.addr
-    return merged
 
 
 __all__ = ["MAX_PROPOSAL_BYTES", "RaftNode"]

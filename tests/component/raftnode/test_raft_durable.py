@@ -10,8 +10,10 @@ import textwrap
 import pytest
 
 from swarmd import errors
+from swarmd.api import types_pb2
 from swarmd.manager.raftnode import StorageError
 from swarmd.manager.raftnode.durable import DurableStorage
+from swarmd.manager.raftnode.members import load_identity
 from swarmd.manager.raftnode.storage import DB_NAME, RaftStorage
 from swarmd.raft import (
     CompactedError,
@@ -65,6 +67,8 @@ async def test_durable_reopen_gives_the_same_state(tmp_path):
     assert before[0] == state_of(st)[0]
     with pytest.raises(CompactedError):
         st.entries(6, 8, 1 << 30)
+    with pytest.raises(errors.FailedPrecondition, match="latest snapshot is at 6"):
+        await st.compact(7)
     await st.close()
 
 
@@ -145,3 +149,17 @@ async def test_durable_damaged_snapshot_is_reported_with_its_file(tmp_path):
     snap.write_bytes(b"torn")
     with pytest.raises(StorageError, match="snapshot 4 is damaged"):
         await DurableStorage.open(tmp_path)
+
+
+async def test_raft_identity_is_kept_in_the_state_dir(tmp_path):
+    first = types_pb2.RaftMember(raft_id=0x51, node_id="node-a", addr="10.0.0.1:4242")
+    assert await load_identity(tmp_path, first) == first
+    # a restart needs no identity; a new address is taken, the raft id never changes
+    assert await load_identity(tmp_path, None) == first
+    moved = types_pb2.RaftMember(raft_id=0x51, node_id="node-a", addr="10.0.0.2:4242")
+    assert (await load_identity(tmp_path, moved)).addr == "10.0.0.2:4242"
+    assert (await load_identity(tmp_path, None)).addr == "10.0.0.2:4242"
+    with pytest.raises(errors.FailedPrecondition, match="belongs to raft member 51, not 52"):
+        await load_identity(tmp_path, types_pb2.RaftMember(raft_id=0x52))
+    with pytest.raises(errors.FailedPrecondition, match="no raft identity"):
+        await load_identity(tmp_path / "empty", None)
