@@ -3,7 +3,7 @@
 Manager layer, raft node. The manager's wiring builds and runs one per manager:
 
     node = await RaftNode.open(raft_dir, transport, settings, member=RaftMember(...))
-    if node.is_new() and founding: await node.bootstrap([member, ...])
+    if not node.has_membership() and founding: await node.bootstrap([member, ...])
     store = MemoryStore(proposer=node)
     await node.recover(store)                  # store snapshot, then the log replays in run()
     tg.create_task(node.run())                 # until cancelled
@@ -164,34 +164,64 @@ class RaftNode:
         """True when nothing is stored yet (a founder to bootstrap, or a member to be added)."""
         return self._storage.is_empty()
 
-    async def bootstrap(self, founders: Sequence[types_pb2.RaftMember]) -> None:
-        """Found a new cluster: write its membership as the first, committed log entries.
+    def has_membership(self) -> bool:
+        """Does the stored state name any raft member (snapshot or conf-change entry)?
 
-        Every founder bootstraps the same list. Unlike `RawNode.bootstrap`, each entry carries
-        the founder's RaftMember as context, so every member learns the addresses from the log.
+        False for an empty state and for a log written by `LocalProposer` (entries, no
+        membership): both need `bootstrap` unless this manager joins an existing cluster.
+        """
+        _, conf = self._storage.initial_state()
+        if conf.voters or conf.learners:
+            return True
+        first, last = self._storage.first_index(), self._storage.last_index()
+        if last < first:
+            return False
+        entries = self._storage.entries(first, last + 1, 1 << 62)
+        return any(e.type is EntryType.CONF_CHANGE for e in entries)
+
+    async def bootstrap(self, founders: Sequence[types_pb2.RaftMember]) -> None:
+        """Found a new cluster: write its membership as committed log entries.
+
+        On an empty log, the founders' ADD_NODE entries become entries 1..n; every founder
+        bootstraps the same list. Unlike `RawNode.bootstrap`, each entry carries the founder's
+        RaftMember as context, so every member learns the addresses from the log. On a log
+        without membership (written by `LocalProposer`, the single-voter log of earlier
+        releases) this member, the only founder, is added after the last entry: the cluster
+        keeps its data and goes on as a one-manager raft cluster.
 
         Raises:
-            errors.FailedPrecondition: the log is not empty, or recover() already ran.
-            errors.InvalidArgument: this member is not among the founders.
+            errors.FailedPrecondition: the log already has a membership, or recover() ran.
+            errors.InvalidArgument: this member is not among the founders, or a log without
+                membership is adopted by more than one founder.
         """
-        if self._raw is not None or not self._storage.is_empty():
-            raise errors.FailedPrecondition(f"raft member {self.id:x} already has a log")
+        if self._raw is not None or self.has_membership():
+            raise errors.FailedPrecondition(f"raft member {self.id:x} already has a membership")
         ordered = sorted(founders, key=lambda m: m.raft_id)
         if self.id not in {m.raft_id for m in ordered}:
             raise errors.InvalidArgument(f"raft member {self.id:x} is not among the founders")
+        if not self._storage.is_empty():
+            await self._adopt_log(ordered)
+            return
         entries = [
-            Entry(
-                term=1,
-                index=i + 1,
-                type=EntryType.CONF_CHANGE,
-                data=ConfChange(
-                    ConfChangeType.ADD_NODE, RaftID(m.raft_id), m.SerializeToString()
-                ).marshal(),
-            )
+            Entry(term=1, index=i + 1, type=EntryType.CONF_CHANGE, data=_add_node(m))
             for i, m in enumerate(ordered)
         ]
         await self._storage.append(entries, HardState(term=1, commit=len(entries)))
         self._log.info("raft cluster bootstrapped", founders=len(entries))
+
+    async def _adopt_log(self, founders: list[types_pb2.RaftMember]) -> None:
+        if len(founders) != 1:
+            raise errors.InvalidArgument(
+                "a raft log without membership can only be adopted by a single founder"
+            )
+        last = self._storage.last_index()
+        hard, _ = self._storage.initial_state()
+        term = max(self._storage.term(last), hard.term, 1)
+        entry = Entry(
+            term=term, index=last + 1, type=EntryType.CONF_CHANGE, data=_add_node(founders[0])
+        )
+        await self._storage.append([entry], HardState(term=term, vote=hard.vote, commit=last + 1))
+        self._log.info("single-voter raft log adopted", last_index=last)
 
     def learn_members(self, members: Iterable[types_pb2.RaftMember]) -> None:
         """Record where other members are (a joining manager: the members its Join returned).
@@ -712,6 +742,12 @@ class RaftNode:
         if self._store is None:
             raise errors.FailedPrecondition(f"recover raft member {self.id:x} before running it")
         return self._store
+
+
+def _add_node(member: types_pb2.RaftMember) -> bytes:
+    """The data of an ADD_NODE entry for `member`, its record as context."""
+    change = ConfChange(ConfChangeType.ADD_NODE, RaftID(member.raft_id), member.SerializeToString())
+    return change.marshal()
 
 
 class _CoreLogger:

@@ -18,6 +18,7 @@ import pytest
 
 from swarmd import errors
 from swarmd.api import objects_pb2, types_pb2
+from swarmd.manager.raftnode.local import LocalProposer
 from swarmd.manager.raftnode.memtransport import MemoryNetwork
 from swarmd.manager.raftnode.node import RaftNode
 from swarmd.manager.raftnode.settings import RaftSettings
@@ -83,7 +84,7 @@ class Cluster:
             member=member,
             rng=random.Random(i),
         )
-        if node.is_new() and found:
+        if not node.has_membership() and found:
             await node.bootstrap(self.founders)
         store = MemoryStore(proposer=node)
         await node.recover(store)
@@ -346,3 +347,28 @@ async def test_raft_cluster_write_on_a_cut_off_leader_fails_and_never_appears(cl
     await cluster.converged(version)
     for store in cluster.stores.values():
         assert names(store) == ["kept"]
+
+
+async def test_raft_node_adopts_a_single_voter_local_log(tmp_path, network):
+    # state written by LocalProposer (the single-voter log), snapshot and compaction included
+    proposer = await LocalProposer.open(tmp_path / "node-1", snapshot_interval=5, keep_entries=2)
+    old = MemoryStore(proposer=proposer)
+    await proposer.recover(old)
+    for i in range(8):
+        await old.update(lambda tx, i=i: tx.services.create(service(f"old-{i}")))
+    await proposer.close()
+    assert proposer.snapshot_index > 0
+
+    cluster = Cluster(tmp_path, lambda m: network.transport(RaftID(m.raft_id)), size=1)
+    try:
+        node = await cluster.start(1)  # no membership in the log: it bootstraps by adoption
+        assert node.has_membership()
+        assert await cluster.leader() == 1
+        assert names(cluster.stores[1]) == [f"old-{i}" for i in range(8)]
+        await cluster.create("new")
+        await cluster.stop(1)
+        await cluster.start(1)
+        assert await cluster.leader() == 1
+        assert names(cluster.stores[1]) == sorted([*(f"old-{i}" for i in range(8)), "new"])
+    finally:
+        await cluster.stop_all()
