@@ -678,7 +678,7 @@ class RaftNode:
 
         Raises:
             errors.NotLeader: this member does not lead.
-            errors.FailedPrecondition: no other voter is reachable.
+            errors.FailedPrecondition: no other voter is reachable, or `to` is not a voter.
             errors.Unavailable: the transfer did not complete within the propose timeout.
         """
         self._check_leader()
@@ -689,6 +689,10 @@ class RaftNode:
             if not active:
                 raise errors.FailedPrecondition("no reachable voter to transfer leadership to")
             target = active[0]
+        if target == self.id:
+            return target
+        if target not in self._conf.voters:
+            raise errors.FailedPrecondition(f"raft member {target:x} is not a voter")
         try:
             async with asyncio.timeout(self._settings.propose_timeout):
                 await self._in_loop(lambda raw: raw.transfer_leader(target))

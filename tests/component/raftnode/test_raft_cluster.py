@@ -287,6 +287,8 @@ async def test_raft_cluster_membership_add_promote_remove_and_transfer(tmp_path,
         await cluster.converged(version, [4])
         assert names(cluster.stores[4]) == ["existing"]
         assert RaftID(4) in lead.conf_state.learners
+        with pytest.raises(errors.FailedPrecondition, match="raft member 4 is not a voter"):
+            await lead.transfer_leadership(RaftID(4))
         await lead.promote(RaftID(4))
         assert lead.conf_state.voters == {1, 2, 3, 4}
         await until(lambda: cluster.nodes[4].conf_state.voters == {1, 2, 3, 4}, "promotion")
@@ -372,3 +374,13 @@ async def test_raft_node_adopts_a_single_voter_local_log(tmp_path, network):
         assert names(cluster.stores[1]) == sorted([*(f"old-{i}" for i in range(8)), "new"])
     finally:
         await cluster.stop_all()
+
+
+async def test_raft_cluster_refuses_a_removal_that_would_lose_quorum(cluster, network):
+    await cluster.start_all()
+    leader = await cluster.leader()
+    a, b = (i for i in cluster.nodes if i != leader)
+    network.isolate(RaftID(b))
+    with pytest.raises(errors.FailedPrecondition, match="1 of 2 voters reachable: no quorum"):
+        await cluster.nodes[leader].remove_member(RaftID(a))
+    assert cluster.nodes[leader].conf_state.voters == {1, 2, 3}
