@@ -11,7 +11,8 @@ were sent. A peer that cannot be reached is not waited for: while its sender rec
 jittered exponential backoff, `rpc.backoff`), messages for it are dropped and the core is told
 (`report_unreachable`); Raft retries by itself. Snapshot messages larger than
 `CHUNK_THRESHOLD` (4 MiB) go on a stream of their own, split into chunks; the call carries the
-`CHUNKED_METADATA` marker so the servicer reassembles them into one message.
+`CHUNKED_METADATA` marker so the servicer reassembles them into one message. That call is made
+by the peer's sender task in its turn, so the order of messages to a peer still holds.
 """
 
 from __future__ import annotations
