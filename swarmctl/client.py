@@ -69,7 +69,13 @@ def _read(path: str, what: str) -> bytes:
         raise errors.InvalidArgument(f"cannot read {what} {path}: {err.strerror}") from err
 
 
-def _open_channel(target: Target) -> aio.Channel:
+def open_channel(target: Target) -> aio.Channel:
+    """A new channel to `target` (what `connect` uses; `service logs` opens a second one).
+
+    Raises:
+        errors.InvalidArgument: missing or unreadable certificate files.
+        errors.Unavailable: the local socket does not exist.
+    """
     if target.is_remote:
         missing = [f for f, v in (("--cert", target.cert), ("--key", target.key)) if not v]
         missing += ["--ca"] if not target.ca else []
@@ -104,7 +110,7 @@ async def connect(target: Target, call_timeout: float = DEFAULT_TIMEOUT) -> Asyn
         errors.InvalidArgument: missing or unreadable certificate files.
         errors.Unavailable: the local socket does not exist.
     """
-    channel = _open_channel(target)
+    channel = open_channel(target)
     try:
         yield Client(
             control=control_pb2_grpc.ControlStub(channel), timeout=call_timeout, target=target
@@ -135,4 +141,5 @@ __all__ = [
     "Target",
     "connect",
     "describe_rpc_error",
+    "open_channel",
 ]

@@ -25,7 +25,7 @@ from typing import TextIO
 from google.protobuf import timestamp_pb2
 
 from swarmctl import resolve
-from swarmctl.client import Client, _open_channel
+from swarmctl.client import Client, open_channel
 from swarmctl.command import Parser, add_verb
 from swarmctl.commands.task import task_display_name
 from swarmctl.flags import FlagError, parse_duration_nanos
@@ -195,7 +195,7 @@ async def _stream(
     names = Names(client)
     await names.preload(req.selector.service_ids)
     # The Control stub's channel is not shared with us: Logs gets its own, to the same target.
-    channel = _open_channel(client.target)
+    channel = open_channel(client.target)
     try:
         call = logs_pb2_grpc.LogsStub(channel).SubscribeLogs(req)
         try:

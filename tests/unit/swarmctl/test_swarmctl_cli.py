@@ -80,8 +80,8 @@ def test_remote_without_certificates_is_one_line() -> None:
 
 
 VERBS = {
-    "service": ("create", "inspect", "ls", "update", "scale", "rm"),
-    "task": ("ls", "inspect"),
+    "service": ("create", "inspect", "ls", "update", "scale", "rm", "logs"),
+    "task": ("ls", "inspect", "logs"),
     "node": ("ls", "inspect", "update", "activate", "pause", "drain", "promote", "demote", "rm"),
     "cluster": ("inspect", "update"),
     "secret": ("create", "ls", "inspect", "rm"),
