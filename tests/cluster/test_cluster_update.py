@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
+import grpc
 from google.protobuf import duration_pb2
 
 from swarmd.api import control_pb2, objects_pb2, specs_pb2, types_pb2
@@ -157,16 +158,52 @@ async def test_failing_update_pauses_and_says_why(cluster: InProcessCluster) -> 
     assert message.endswith("failed: task: non-zero exit (1)"), message
     # Paused: the slots not reached keep running the old spec (a batch that started before
     # the failures of the one before it showed up may have been replaced as well).
-    old = await _old_running(cluster, sid)
+    before = await cluster.tasks(sid)
+    old = _old_running(before)
     assert len(old) >= 2
     await asyncio.sleep(1.0)
-    assert await _old_running(cluster, sid) == old
+    after = await cluster.tasks(sid)
+    assert _old_running(after) == old, (_show(before), _show(after))
     assert (await _service(cluster, sid)).update_status.state == S.UPDATE_STATE_PAUSED
 
 
-async def _old_running(c: InProcessCluster, sid: str) -> set[str]:
-    return {
-        t.id
-        for t in await c.tasks(sid)
-        if t.spec.container.image == "busybox" and t.status.state == RUNNING
-    }
+def _old_running(tasks: list[objects_pb2.Task]) -> set[str]:
+    """Old-spec tasks running and meant to keep running (not the ones being replaced)."""
+    return {t.id for t in tasks if t.spec.container.image == "busybox" and _up([t])}
+
+
+def _show(tasks: list[objects_pb2.Task]) -> list[tuple[int, str, str, int, int]]:
+    return sorted(
+        (t.slot, t.id, t.spec.container.image, t.status.state, t.desired_state) for t in tasks
+    )
+
+
+async def test_update_goes_on_after_the_manager_restarts(cluster: InProcessCluster) -> None:
+    cfg = U(parallelism=1, delay=duration_pb2.Duration(nanos=500_000_000))
+    cfg.monitor.CopyFrom(duration_pb2.Duration(nanos=300_000_000))
+    sid = await _deploy(cluster, cfg)
+    await _set_image(cluster, sid, "busybox:2")
+
+    async def two_updated() -> bool:
+        tasks = await cluster.tasks(sid)
+        new = [t for t in tasks if t.spec.container.image == "busybox:2"]
+        return sum(1 for t in new if t.status.state == RUNNING) >= 2
+
+    await poll(two_updated, what="2 tasks updated")
+    assert (await _service(cluster, sid)).update_status.state == S.UPDATE_STATE_UPDATING
+    await cluster.restart("mgr")
+
+    async def completed() -> bool:
+        try:
+            svc = await _service(cluster, sid)
+            tasks = await cluster.tasks(sid)
+        except grpc.aio.AioRpcError:
+            return False  # the manager is still starting
+        live = [t for t in tasks if t.desired_state <= RUNNING]
+        return (
+            svc.update_status.state == S.UPDATE_STATE_COMPLETED
+            and _up(tasks) == 6
+            and all(t.spec.container.image == "busybox:2" for t in live)
+        )
+
+    await poll(completed, within=30, what="update completed after the restart")
