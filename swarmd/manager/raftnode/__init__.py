@@ -8,7 +8,7 @@ the manager used before replication. See README.md in this directory for the wir
 """
 
 from swarmd.manager.raftnode.durable import DurableStorage
-from swarmd.manager.raftnode.leadership import Leadership, LeaderState
+from swarmd.manager.raftnode.leadership import Leadership, LeadershipSink, LeaderState
 from swarmd.manager.raftnode.local import LocalProposer
 from swarmd.manager.raftnode.members import AddressBook
 from swarmd.manager.raftnode.memtransport import MemoryNetwork, MemoryTransport
@@ -32,6 +32,7 @@ __all__ = [
     "HardState",
     "LeaderState",
     "Leadership",
+    "LeadershipSink",
     "LocalProposer",
     "LogEntry",
     "MemoryNetwork",

@@ -6,12 +6,17 @@ components when `is_leader` turns true and cancel them when it turns false, and 
 proxy reads `leader_addr` to forward calls. `is_leader` turns true only once the new leader has
 applied every entry committed before its term (swarmkit publishes IsLeader at the same point),
 so leader-only components start from the complete state.
+
+The manager's own view (`swarmd.manager.leadership.LeadershipCell`, which names the leader by
+node id and drives `run_while_leader` and call forwarding) is fed through `LeadershipSink`:
+`RaftNode` publishes every state into it as well.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Protocol
 
 from swarmd.raft import NONE, RaftID
 
@@ -31,6 +36,20 @@ class LeaderState:
     leader_id: RaftID = NONE
     leader_addr: str = ""
     term: int = 0
+
+
+class LeadershipSink(Protocol):
+    """Where else a RaftNode publishes leadership, by node id (`LeadershipCell.publish`).
+
+    Called after every Ready with the current state; publishing an unchanged state must be a
+    no-op. Loop-confined; must not raise.
+    """
+
+    def publish(
+        self, *, is_leader: bool, leader_id: str | None, leader_addr: str | None, term: int
+    ) -> object:
+        """Record the latest leadership as this manager sees it."""
+        ...
 
 
 class Leadership:
@@ -71,4 +90,4 @@ class Leadership:
         return state
 
 
-__all__ = ["LeaderState", "Leadership"]
+__all__ = ["LeaderState", "Leadership", "LeadershipSink"]

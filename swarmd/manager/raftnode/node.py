@@ -38,7 +38,7 @@ from swarmd import errors, log
 from swarmd.api import store_pb2, types_pb2
 from swarmd.clock import Clock, SystemClock
 from swarmd.manager.raftnode.durable import DurableStorage
-from swarmd.manager.raftnode.leadership import Leadership, LeaderState
+from swarmd.manager.raftnode.leadership import Leadership, LeadershipSink, LeaderState
 from swarmd.manager.raftnode.members import AddressBook, load_identity
 from swarmd.manager.raftnode.settings import RaftSettings
 from swarmd.manager.raftnode.transport import Transport
@@ -88,6 +88,7 @@ class RaftNode:
         settings: timing and snapshot knobs.
         rng: randomness for election timeouts (seed it in tests).
         clock: drives the ticks.
+        publish_to: also publish leadership there, by node id (the manager's LeadershipCell).
     """
 
     def __init__(
@@ -99,6 +100,7 @@ class RaftNode:
         *,
         rng: random.Random | None = None,
         clock: Clock | None = None,
+        publish_to: LeadershipSink | None = None,
     ) -> None:
         if member.raft_id == NONE:
             raise errors.InvalidArgument("raft member id must not be 0")
@@ -111,6 +113,7 @@ class RaftNode:
         self._clock: Clock = clock or SystemClock()
         self.address_book = AddressBook([member])
         self.leadership = Leadership()
+        self._sink = publish_to
         self._log = _log.bind(**{log.RAFT_ID: f"{self.id:x}"})
         self._raw: RawNode | None = None
         self._store: MemoryStore | None = None
@@ -144,6 +147,7 @@ class RaftNode:
         member: types_pb2.RaftMember | None = None,
         rng: random.Random | None = None,
         clock: Clock | None = None,
+        publish_to: LeadershipSink | None = None,
     ) -> RaftNode:
         """Open the raft state in state_dir, recovering this member's identity from it.
 
@@ -158,7 +162,9 @@ class RaftNode:
         path = Path(state_dir)
         identity = await load_identity(path, member)
         storage = await DurableStorage.open(path)
-        return cls(identity, storage, transport, settings, rng=rng, clock=clock)
+        return cls(
+            identity, storage, transport, settings, rng=rng, clock=clock, publish_to=publish_to
+        )
 
     def is_new(self) -> bool:
         """True when nothing is stored yet (a founder to bootstrap, or a member to be added)."""
@@ -354,7 +360,7 @@ class RaftNode:
         for call in self._calls:
             call()  # each fails its caller: the core is not stepped any more
         self._calls.clear()
-        self.leadership.publish(LeaderState(term=self._term))
+        self._publish(LeaderState(term=self._term))
 
     # Applying
 
@@ -458,8 +464,21 @@ class RaftNode:
     def _publish_leadership(self) -> None:
         lead = self._lead
         is_leader = self._is_raft_leader and self._applied >= self._leader_barrier
-        addr = self._member.addr if lead == self.id else self.address_book.addr(lead)
-        self.leadership.publish(LeaderState(is_leader, lead, addr, self._term))
+        self._publish(LeaderState(is_leader, lead, self._addr_of(lead), self._term))
+
+    def _publish(self, state: LeaderState) -> None:
+        self.leadership.publish(state)
+        if self._sink is not None:
+            member = self.address_book.get(state.leader_id) if state.leader_id else None
+            self._sink.publish(
+                is_leader=state.is_leader,
+                leader_id=(member.node_id or None) if member is not None else None,
+                leader_addr=state.leader_addr or None,
+                term=state.term,
+            )
+
+    def _addr_of(self, raft_id: RaftID) -> str:
+        return self._member.addr if raft_id == self.id else self.address_book.addr(raft_id)
 
     async def _maybe_snapshot(self) -> None:
         """Snapshot the store every `snapshot_interval` applied entries and compact the log."""

@@ -18,6 +18,7 @@ import pytest
 
 from swarmd import errors
 from swarmd.api import objects_pb2, types_pb2
+from swarmd.manager.leadership import LeadershipCell
 from swarmd.manager.raftnode.local import LocalProposer
 from swarmd.manager.raftnode.memtransport import MemoryNetwork
 from swarmd.manager.raftnode.node import RaftNode
@@ -74,6 +75,8 @@ class Cluster:
         self.nodes: dict[int, RaftNode] = {}
         self.stores: dict[int, MemoryStore] = {}
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        # the manager's own leadership view, fed by each node
+        self.cells = {m.raft_id: LeadershipCell() for m in self.members}
 
     async def start(self, i: int, *, found: bool = True) -> RaftNode:
         member = self.members[i - 1]
@@ -83,6 +86,7 @@ class Cluster:
             self.settings,
             member=member,
             rng=random.Random(i),
+            publish_to=self.cells[i],
         )
         if not node.has_membership() and found:
             await node.bootstrap(self.founders)
@@ -165,6 +169,13 @@ async def test_raft_cluster_elects_a_leader_and_replicates_to_every_store(cluste
     )
     assert all(not s.is_leader for s in follower_states)
     assert {n.leadership.state.leader_addr for n in cluster.nodes.values()} == {f"mem-{leader}"}
+    # the manager's LeadershipCell names the leader by node id
+    await until(
+        lambda: all(c.leader_id() == f"node-{leader}" for c in cluster.cells.values()),
+        "every cell to name the leader",
+    )
+    assert [i for i, c in cluster.cells.items() if c.is_leader()] == [leader]
+    assert {c.leader_addr() for c in cluster.cells.values()} == {f"mem-{leader}"}
     version = 0
     for i in range(10):
         version = await cluster.create(f"web-{i}")
@@ -341,6 +352,7 @@ async def test_raft_cluster_write_on_a_cut_off_leader_fails_and_never_appears(cl
     # what the manager waits on to stop its leader-only components
     stepped_down = await asyncio.wait_for(cluster.nodes[old].leadership.changed(leading), 20)
     assert not stepped_down.is_leader
+    assert not cluster.cells[old].is_leader()
     others = [i for i in cluster.nodes if i != old]
     new = await cluster.leader()
     assert new in others
