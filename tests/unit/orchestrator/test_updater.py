@@ -262,12 +262,16 @@ def test_failure_rolls_back_to_the_previous_spec():
     h = rolling()
     agents = deployed(h, 6, update_config(parallelism=2, action=U.FAILURE_ACTION_ROLLBACK))
     agents.fails = lambda t: t.spec.container.image == "busybox:bad"
+    original = {t.id for t in h.live()}
     image(h, "busybox:bad")
     agents.converge()
     svc = h.service()
     assert svc.spec.task.container.image == "busybox"
     assert svc.previous_spec.task.container.image == "busybox:bad"
     assert svc.revision == 3  # the rollback is a revision of its own
+    # Only the slots the update reached were replaced; the good tasks were never touched.
+    kept = original & {t.id for t in h.live()}
+    assert len(kept) == 4
     assert svc.update_status.state == us.ROLLBACK_STARTED
     assert svc.update_status.message.startswith("update rolled back: task web.")
     assert images(h) == ["busybox"] * 6

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from google.protobuf import duration_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from orchbuild import T0, S, service, task
 
 from swarmd.api import objects_pb2, types_pb2
@@ -237,3 +239,54 @@ def test_max_failure_ratio(failures, slots, ratio, exceeded):
     progress = rollout.assess(svc, failed, cfg, STARTED, STARTED + 3, {})
     assert len(progress.failures) == failures
     assert rollout.failures_exceeded(progress, cfg, slots) is exceeded
+
+
+# Each slot: what it holds when the batch is picked.
+_SLOT_KINDS = (
+    "old running",
+    "old pending",
+    "new starting",
+    "new up",
+    "old+new starting",
+    "old+new up",
+)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    kinds=st.lists(st.sampled_from(_SLOT_KINDS), min_size=1, max_size=12),
+    parallelism=st.integers(min_value=0, max_value=5),
+    start_first=st.booleans(),
+)
+def test_batch_never_takes_more_than_parallelism_down(kinds, parallelism, start_first):
+    svc = updated_service(len(kinds))
+    tasks: list[objects_pb2.Task] = []
+    dirty = []
+    for slot, kind in enumerate(kinds, start=1):
+        group = []
+        if kind.startswith("old"):
+            group.append(old(svc, slot, state=PENDING if kind == "old pending" else RUNNING))
+        if "new" in kind:
+            group.append(new(svc, slot, RUNNING if kind.endswith("up") else PENDING))
+        tasks.extend(group)
+        if kind.startswith("old"):
+            dirty.append(group)
+    cfg = rollout.settings(config(parallelism=parallelism, start_first=start_first))
+    progress = rollout.assess(svc, tasks, cfg, STARTED, STARTED + 2, {})
+    batch = rollout.next_batch(svc, dirty, progress, cfg)
+    started = [s[0].slot for s in batch.start]
+    assert len(set(started)) == len(started)
+    # Never a slot whose new task is already there, nor one that is being retired.
+    for slot in started:
+        assert "new" not in kinds[slot - 1]
+    assert sorted(t.slot for t in batch.retire) == [
+        s for s, k in enumerate(kinds, start=1) if k == "old+new up"
+    ]
+    assert all(t.id.startswith("old") for t in batch.retire)
+    in_flight = sum(1 for k in kinds if k.endswith("starting"))
+    if parallelism:
+        assert len(started) <= max(0, parallelism - in_flight)
+    # Every dirty slot is either started, retired, in flight, or left for later.
+    assert len(started) + batch.waiting + len(batch.retire) + in_flight == len(dirty) + sum(
+        1 for k in kinds if k == "new starting"
+    )
