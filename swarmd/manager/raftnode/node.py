@@ -582,7 +582,7 @@ class RaftNode:
                 await self._in_loop(start)
                 return await wait.future
         except ProposalDropped as err:
-            raise errors.NotLeader(self.leadership.state.leader_addr) from err
+            raise self._dropped() from err
         except TimeoutError as err:
             raise errors.Unavailable(
                 f"raft proposal not committed within {self._settings.propose_timeout:g}s "
@@ -616,6 +616,13 @@ class RaftNode:
         finally:
             self._waits.drop_read(ctx)
         return index
+
+    def _dropped(self) -> errors.SwarmError:
+        """The error for a proposal the core dropped."""
+        if self._is_raft_leader:
+            # Still leading, but handing leadership over: retry shortly, at the new leader.
+            return errors.Unavailable("raft leadership is being transferred")
+        return errors.NotLeader(self.leadership.state.leader_addr)
 
     def _check_leader(self) -> None:
         state = self.leadership.state
@@ -682,7 +689,7 @@ class RaftNode:
         except ConfChangeRejected as err:
             raise errors.FailedPrecondition(f"membership change refused: {err}") from err
         except ProposalDropped as err:
-            raise errors.NotLeader(self.leadership.state.leader_addr) from err
+            raise self._dropped() from err
         except TimeoutError as err:
             raise errors.Unavailable("membership change not applied in time") from err
         finally:

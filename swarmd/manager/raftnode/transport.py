@@ -40,7 +40,7 @@ CHUNK_THRESHOLD = 4 * 1024 * 1024
 CHUNK_SIZE = 2 * 1024 * 1024
 CHUNKED_METADATA = ("swarmd-raft-chunked", "1")
 QUEUE_SIZE = 4096
-CONNECT_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 2.0  # a new channel (and a fresh first attempt) after this
 # A message stream is replaced by a fresh one before its deadline passes.
 STREAM_DEADLINE = 600.0
 STREAM_ROTATE_AFTER = 300.0
@@ -232,27 +232,42 @@ class _Peer:
             self.active = True
             self._log.info("raft peer connected")
             while True:
-                started = time.monotonic()
-                call = stub.StreamRaftMessage(timeout=STREAM_DEADLINE)
-                try:
-                    while time.monotonic() - started < STREAM_ROTATE_AFTER:
-                        msg = await self._next(STREAM_ROTATE_AFTER)
-                        if msg is None:
-                            continue
-                        await self._send(stub, call, msg)
-                    await call.done_writing()
-                    await call
-                finally:
-                    call.cancel()
+                await self._stream_once(stub)
         finally:
             await channel.close()
 
-    async def _next(self, within: float) -> Message | None:
+    async def _stream_once(self, stub: raft_pb2_grpc.RaftAsyncStub) -> None:
+        """One message stream, until it is due for rotation or the peer ends it."""
+        started = time.monotonic()
+        call = stub.StreamRaftMessage(timeout=STREAM_DEADLINE)
+        # The peer ending the call (it stopped, the connection broke) must be noticed while
+        # idle too, not only at the next write.
+        ended = asyncio.Event()
+        call.add_done_callback(lambda _: ended.set())
         try:
-            async with asyncio.timeout(within):
-                return await self.queue.get()
-        except TimeoutError:
-            return None
+            while not ended.is_set() and time.monotonic() - started < STREAM_ROTATE_AFTER:
+                msg = await self._next(STREAM_ROTATE_AFTER, ended)
+                if msg is not None:
+                    await self._send(stub, call, msg)
+            if not ended.is_set():
+                await call.done_writing()
+            await call  # raises the call's error when the peer broke it
+        finally:
+            call.cancel()
+
+    async def _next(self, within: float, ended: asyncio.Event) -> Message | None:
+        """The next queued message; None after `within` seconds or once the call ended."""
+        get = asyncio.ensure_future(self.queue.get())
+        stop = asyncio.ensure_future(ended.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {get, stop}, timeout=within, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            # Cancelling a pending Queue.get loses no item.
+            get.cancel()
+            stop.cancel()
+        return get.result() if get in done else None
 
     async def _send(
         self,

@@ -85,6 +85,19 @@ async def test_raft_transport_drops_while_down_then_reconnects_in_order(tmp_path
         # the 5000-byte snapshot crossed in 1000-byte chunks and arrived whole
         assert remote.received[48].snapshot == snap
         await until(lambda: local.snapshots[-1:] == [(RaftID(2), False)], "snapshot report")
+
+        # the peer restarts: the stream breaks, messages are dropped until it is back
+        await server.stop(None)
+        await until(lambda: not transport.is_active(RaftID(2)), "the broken stream to show")
+        dropped = len(local.unreachable)
+        transport.send(heartbeat(100))
+        assert len(local.unreachable) == dropped + 1
+        server, _ = rpcserver.cluster_server(receiver_sec, boot.cluster_id, f"127.0.0.1:{port}")
+        raft_pb2_grpc.add_RaftServicer_to_server(RaftServicer(remote, lambda _: None), server)
+        await server.start()
+        await until(lambda: transport.is_active(RaftID(2)), "the transport to reconnect again")
+        transport.send(heartbeat(101))
+        await until(lambda: remote.received[-1].term == 101, "a message after the restart")
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
