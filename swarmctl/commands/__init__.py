@@ -5,8 +5,8 @@ Each module has `register(subparsers)`; `swarmctl.cli` calls them in the order o
 (service spec flags) and `payload` (secret/config data input) serve the others.
 """
 
-from swarmctl.commands import cluster, config, logs, node, secret, service, task
+from swarmctl.commands import cluster, config, events, logs, node, secret, service, task
 
-MODULES = (service, task, node, cluster, secret, config, logs)
+MODULES = (service, task, node, cluster, secret, config, logs, events)
 
 __all__ = ["MODULES"]

@@ -36,6 +36,12 @@ WATCH_QUEUE = 10_000
 def _wrap(kind: str, obj: StoreObject) -> watch_pb2.WatchObject:
     out = watch_pb2.WatchObject()
     getattr(out, kind).CopyFrom(obj)
+    if kind == "secret":
+        # Secret values never leave the managers' store through an API (as GetSecret).
+        out.secret.spec.ClearField("data")
+    elif kind == "cluster":
+        # Nor does the root CA's private key.
+        out.cluster.root_ca.ClearField("ca_key")
     return out
 
 

@@ -147,3 +147,24 @@ async def test_bad_requests_and_lost_history_are_clear_errors(watch) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as ahead:
         await stub.Watch(req).read()
     assert ahead.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_secret_values_and_the_ca_key_never_leave_the_store(watch) -> None:
+    store, stub = watch
+    call = stub.Watch(watch_pb2.WatchRequest(include_old_object=True))
+    await _started(call)
+    secret = objects_pb2.Secret(id="sec1")
+    secret.spec.annotations.name = "db-password"
+    secret.spec.data = b"hunter2"
+    await store.update(lambda tx: tx.secrets.create(secret))
+    cluster = objects_pb2.Cluster(id="c1")
+    cluster.spec.annotations.name = "default"
+    cluster.root_ca.ca_key = b"PRIVATE KEY"
+    cluster.root_ca.ca_cert = b"CERT"
+    await store.update(lambda tx: tx.clusters.create(cluster))
+    got = [await asyncio.wait_for(call.read(), 10) for _ in range(2)]
+    assert got[0].events[0].object.secret.spec.annotations.name == "db-password"
+    assert b"hunter2" not in got[0].SerializeToString()
+    assert got[1].events[0].object.cluster.root_ca.ca_cert == b"CERT"
+    assert b"PRIVATE KEY" not in got[1].SerializeToString()
+    call.cancel()
