@@ -515,15 +515,34 @@ class UpdateServiceRequest(_message.Message):
     ROLLBACK_NONE: UpdateServiceRequest.Rollback.ValueType  # 0
     ROLLBACK_PREVIOUS: UpdateServiceRequest.Rollback.ValueType  # 1
 
+    class _UpdateAction:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _UpdateActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[UpdateServiceRequest._UpdateAction.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UPDATE_ACTION_NONE: UpdateServiceRequest._UpdateAction.ValueType  # 0
+        UPDATE_ACTION_PAUSE: UpdateServiceRequest._UpdateAction.ValueType  # 1
+        UPDATE_ACTION_RESUME: UpdateServiceRequest._UpdateAction.ValueType  # 2
+
+    class UpdateAction(_UpdateAction, metaclass=_UpdateActionEnumTypeWrapper):
+        """Pause or resume the rolling update in progress, without changing the spec."""
+
+    UPDATE_ACTION_NONE: UpdateServiceRequest.UpdateAction.ValueType  # 0
+    UPDATE_ACTION_PAUSE: UpdateServiceRequest.UpdateAction.ValueType  # 1
+    UPDATE_ACTION_RESUME: UpdateServiceRequest.UpdateAction.ValueType  # 2
+
     SERVICE_ID_FIELD_NUMBER: _builtins.int
     SERVICE_VERSION_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
     ROLLBACK_FIELD_NUMBER: _builtins.int
     ROLLBACK_TO_REVISION_FIELD_NUMBER: _builtins.int
+    UPDATE_ACTION_FIELD_NUMBER: _builtins.int
     service_id: _builtins.str
     rollback: Global___UpdateServiceRequest.Rollback.ValueType
     rollback_to_revision: _builtins.int
     """With rollback: the revision to go back to (0 = previous)."""
+    update_action: Global___UpdateServiceRequest.UpdateAction.ValueType
     @_builtins.property
     def service_version(self) -> _types_pb2.Version: ...
     @_builtins.property
@@ -536,10 +555,11 @@ class UpdateServiceRequest(_message.Message):
         spec: _specs_pb2.ServiceSpec | None = ...,
         rollback: Global___UpdateServiceRequest.Rollback.ValueType = ...,
         rollback_to_revision: _builtins.int = ...,
+        update_action: Global___UpdateServiceRequest.UpdateAction.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["service_version", b"service_version", "spec", b"spec"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["rollback", b"rollback", "rollback_to_revision", b"rollback_to_revision", "service_id", b"service_id", "service_version", b"service_version", "spec", b"spec"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rollback", b"rollback", "rollback_to_revision", b"rollback_to_revision", "service_id", b"service_id", "service_version", b"service_version", "spec", b"spec", "update_action", b"update_action"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,6 +27,7 @@ from swarmd.manager.store import MemoryStore, ReadTx, Tx
 _log = structlog.get_logger(component="controlapi")
 
 _Rollback = control_pb2.UpdateServiceRequest.Rollback
+_Action = control_pb2.UpdateServiceRequest.UpdateAction
 _Status = control_pb2.ListServiceStatusesResponse.ServiceStatus
 _REMOVE = types_pb2.TASK_STATE_REMOVE
 _RUNNING = types_pb2.TASK_STATE_RUNNING
@@ -117,6 +118,17 @@ class Services:
         if req.service_version.index == 0:
             raise errors.InvalidArgument("service_version is required")
         check_enum("rollback", req.rollback, _Rollback)
+        check_enum("update_action", req.update_action, _Action)
+        if req.update_action != _Action.UPDATE_ACTION_NONE:
+            if req.HasField("spec") or req.rollback:
+                raise errors.InvalidArgument(
+                    "update_action (pause/resume) cannot be combined with a spec or a rollback"
+                )
+            return await self.set_update_paused(
+                req.service_id,
+                req.service_version.index,
+                paused=req.update_action == _Action.UPDATE_ACTION_PAUSE,
+            )
         rolling_back = req.rollback != control_pb2.UpdateServiceRequest.ROLLBACK_NONE
         if req.rollback_to_revision and not rolling_back:
             raise errors.InvalidArgument("rollback_to_revision needs rollback=ROLLBACK_PREVIOUS")

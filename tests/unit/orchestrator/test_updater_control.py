@@ -135,3 +135,52 @@ async def test_services_pause_and_resume_check_state_and_version():
     assert resumed.update_status.started_at.seconds == int(clock.now())
     with pytest.raises(errors.FailedPrecondition, match="no paused update to resume"):
         await services.set_update_paused(svc.id, resumed.meta.version.index, paused=False)
+
+
+async def test_update_request_pauses_and_resumes_through_update_action():
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    services = Services(store, clock)
+    spec = specs_pb2.ServiceSpec()
+    spec.annotations.name = "web"
+    spec.task.container.image = "busybox"
+    svc = await services.create(control_pb2.CreateServiceRequest(spec=spec))
+
+    def updating(tx: Tx) -> None:
+        cur = tx.services.get(svc.id)
+        assert cur is not None
+        cur.update_status.CopyFrom(us.status(us.UPDATING, us.UPDATING_MESSAGE, clock.now()))
+        tx.services.update(cur)
+
+    await store.update(updating)
+    cur = services.get(control_pb2.GetServiceRequest(service_id=svc.id))
+    action = control_pb2.UpdateServiceRequest.UpdateAction
+    req = control_pb2.UpdateServiceRequest(
+        service_id=svc.id,
+        service_version=cur.meta.version,
+        update_action=action.UPDATE_ACTION_PAUSE,
+    )
+    paused = await services.update(req)
+    assert paused.update_status.state == us.PAUSED
+    assert paused.spec == cur.spec  # the spec is untouched
+    both = control_pb2.UpdateServiceRequest(
+        service_id=svc.id,
+        service_version=paused.meta.version,
+        spec=spec,
+        update_action=action.UPDATE_ACTION_RESUME,
+    )
+    with pytest.raises(errors.InvalidArgument, match="cannot be combined"):
+        await services.update(both)
+    bad = control_pb2.UpdateServiceRequest(
+        service_id=svc.id, service_version=paused.meta.version, update_action=7
+    )
+    with pytest.raises(errors.InvalidArgument, match="update_action"):
+        await services.update(bad)
+    resumed = await services.update(
+        control_pb2.UpdateServiceRequest(
+            service_id=svc.id,
+            service_version=paused.meta.version,
+            update_action=action.UPDATE_ACTION_RESUME,
+        )
+    )
+    assert resumed.update_status.state == us.UPDATING
