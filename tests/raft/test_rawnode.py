@@ -136,3 +136,14 @@ def test_rawnode_new_leader_holds_reads_until_own_term_commit() -> None:
     rd = m.handle_ready()
     assert rd is not None
     assert [(r.request_ctx, r.index) for r in rd.read_states] == [(b"early", last)]
+
+
+def test_rawnode_own_read_forwarded_back_without_leader_is_dropped_quietly() -> None:
+    """Found by sim seed 6712: 1 forwarded its read to 2, 2 (following 1 by then) forwarded
+    it back; 1, leaderless now, must drop it, not fail as if the read were its own request."""
+    m = Member(ONE, MemoryStorage(), Config(id=ONE), FixedRandom())
+    m.node.bootstrap([ONE, RaftID(2), RaftID(3)])
+    m.handle_ready()
+    bounced = Message(type=MessageType.READ_INDEX, from_=ONE, to=ONE, context=b"r")
+    m.node.step(bounced)
+    assert m.handle_ready() is None

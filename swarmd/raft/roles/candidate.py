@@ -49,7 +49,7 @@ def on_vote_resp(raft: Raft, msg: Message) -> None:
 
 def on_read_index(raft: Raft, msg: Message) -> None:
     """No leader during an election: a local read fails, a forwarded one is dropped."""
-    if is_local(raft, msg):
+    if is_local(msg):
         raise ProposalDropped(f"raft member {raft.id:x} is campaigning, no leader to read from")
 
 

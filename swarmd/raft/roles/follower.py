@@ -115,7 +115,7 @@ def on_snapshot(raft: Raft, msg: Message) -> None:
 
 def _forward_to_leader(raft: Raft, msg: Message, what: str) -> None:
     if raft.lead == NONE:
-        if is_local(raft, msg):
+        if is_local(msg):
             raise ProposalDropped(f"raft member {raft.id:x} knows no leader to {what}")
         raft.logger.debug("dropped forwarded request without leader", id=raft.id, what=what)
         return

@@ -17,9 +17,13 @@ if TYPE_CHECKING:
 Handler: TypeAlias = "Callable[[Raft, Message], None]"
 
 
-def is_local(raft: Raft, msg: Message) -> bool:
-    """Did the message come from our own RawNode (rather than being forwarded by a peer)?"""
-    return msg.from_ in (NONE, raft.id)
+def is_local(msg: Message) -> bool:
+    """Did the message come from our own RawNode (rather than being forwarded by a peer)?
+
+    Local requests carry no sender; a forwarded one keeps its requester as sender, even when
+    that is us (our own read forwarded to a member that forwarded it back).
+    """
+    return msg.from_ == NONE
 
 
 def drop_proposal(raft: Raft, msg: Message) -> None:

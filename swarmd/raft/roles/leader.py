@@ -108,7 +108,7 @@ def on_read_index(raft: Raft, msg: Message) -> None:
 
 
 def _start_read(raft: Raft, msg: Message) -> None:
-    requester = NONE if is_local(raft, msg) else msg.from_
+    requester = NONE if is_local(msg) else msg.from_
     raft.read_only.add_request(raft.log.committed, msg.context, requester)
     raft.read_only.recv_ack(raft.id, msg.context)
     raft.bcast_heartbeat(msg.context)
