@@ -1,7 +1,8 @@
 """Seeded simulations of 3- and 5-member clusters under faults (see sim.py).
 
-SIM_SEEDS sets how many seeds run (default 300, about 20 s); `make sim SEEDS=10000` runs
-many more. A failing seed prints a one-line command that replays it with a trace.
+SIM_SEEDS sets how many seeds run (default 300, about 20 s), SIM_FIRST_SEED where they start
+(default 0); `make sim SEEDS=10000` runs many more. A failing seed prints a one-line command
+that replays it with a trace.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from swarmd.raft.types import NONE
 from tests.raft.sim import Simulation, SimulationFailure, size_for
 
 SEEDS = int(os.environ.get("SIM_SEEDS", "300"))
+FIRST_SEED = int(os.environ.get("SIM_FIRST_SEED", "0"))
 
 
 def run_seed(seed: int) -> Simulation:
@@ -33,7 +35,7 @@ def run_seed(seed: int) -> Simulation:
     return sim
 
 
-@pytest.mark.parametrize("seed", range(SEEDS), ids=lambda s: f"seed{s}")
+@pytest.mark.parametrize("seed", range(FIRST_SEED, FIRST_SEED + SEEDS), ids=lambda s: f"seed{s}")
 def test_sim_seed_is_safe_and_converges(seed: int) -> None:
     run_seed(seed)
 
