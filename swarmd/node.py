@@ -30,7 +30,7 @@ from swarmd.ca.security import SecurityConfig
 from swarmd.config import NodeConfig
 from swarmd.manager.controlapi.defaults import default_cluster_spec
 from swarmd.manager.manager import Listeners, Manager
-from swarmd.manager.raftnode.local import LocalProposer
+from swarmd.manager.replica import Replica, open_replica
 from swarmd.manager.store import MemoryStore, Tx
 from swarmd.rpc.channel import manager_channel
 
@@ -83,20 +83,14 @@ class Node:
         _log.info("node starting", hostname=cfg.hostname, cluster_id=creds.cluster_id)
 
         security = SecurityConfig(creds)
-        hosts_store = creds.is_manager and (fresh_cluster is not None or cfg.raft_dir.exists())
-        own = [cfg.advertised_remote_api()] if hosts_store else []
+        own = [cfg.advertised_remote_api()] if creds.is_manager else []
         remotes = Remotes(cfg.state_dir / MANAGERS_FILE, own)
         if joined_managers:
             remotes.update([*remotes.addrs(), *joined_managers])
 
         async with asyncio.TaskGroup() as tg:
-            if hosts_store:
-                await self._start_manager(tg, security, fresh_cluster)
-            elif creds.is_manager:
-                # TODO(lead): the Raft issue (#4) makes a joined manager replicate the store.
-                # Until then it holds a manager certificate but no store replica, so it serves
-                # nothing and runs only its agent.
-                _log.warning("joined as manager; no store replica until raft replication exists")
+            if creds.is_manager:
+                await self._start_manager(tg, security, fresh_cluster, joined_managers)
             tg.create_task(self._run_agent(creds.node_id, remotes, security), name="agent")
             tg.create_task(
                 Renewer(
@@ -149,37 +143,42 @@ class Node:
         tg: asyncio.TaskGroup,
         security: SecurityConfig,
         fresh: bootstrap.ClusterBootstrap | None,
+        join_through: list[str],
     ) -> None:
         cfg = self._cfg
-        proposer = await LocalProposer.open(cfg.raft_dir)
-        store = MemoryStore(proposer=proposer)
-        await proposer.recover(store)
+        replica = await open_replica(
+            cfg.raft_dir,
+            security,
+            cfg.advertised_remote_api(),
+            new_cluster=fresh is not None,
+            join_through=join_through,
+        )
+        tg.create_task(_run_replica(replica), name="raft")
+        store = replica.store
         if fresh is not None:
-            await self._create_cluster(store, fresh)
+            await replica.wait_leader()
+            await self._create_cluster(store, fresh, replica.node.id)
             # Identity files are written only once the cluster they belong to is durable.
             certstore.save(cfg.state_dir, fresh.credentials)
-        cluster = store.view(lambda tx: tx.clusters.list())
-        if not cluster:
-            raise errors.FailedPrecondition(
-                f"state dir {cfg.state_dir} has a manager certificate but no cluster data; "
-                "start with an empty state dir or join an existing cluster"
-            )
-        if not store.view(lambda tx: tx.nodes.get(security.credentials.node_id)):
-            _log.warning("this manager's node is missing from the store; it will not be served")
-        root = RootCA.from_pem(cluster[0].root_ca.ca_cert, cluster[0].root_ca.ca_key)
-        await self._refresh_own_node(store, security.credentials.node_id)
+        cluster = await _cluster_of(store)
+        root = RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key)
+        if replica.node.leadership.state.is_leader:
+            await self._refresh_own_node(store, security.credentials.node_id)
         self.manager = Manager(
             store,
             security,
             root,
-            cluster[0].id,
+            cluster.id,
             Listeners(cfg.control_socket, str(cfg.listen_remote_api), str(cfg.listen_join_api)),
             root.join_server_cert(),
+            leadership=replica.leadership,
+            register=[replica.register],
         )
         tg.create_task(self.manager.run(), name="manager")
-        tg.create_task(_close_on_cancel(proposer), name="proposer-closer")
 
-    async def _create_cluster(self, store: MemoryStore, fresh: bootstrap.ClusterBootstrap) -> None:
+    async def _create_cluster(
+        self, store: MemoryStore, fresh: bootstrap.ClusterBootstrap, raft_id: int
+    ) -> None:
         cfg = self._cfg
         cluster = objects_pb2.Cluster(id=fresh.cluster_id, spec=default_cluster_spec())
         cluster.root_ca.CopyFrom(fresh.root_ca_message)
@@ -196,7 +195,7 @@ class Node:
         node.manager_status.addr = cfg.advertised_remote_api()
         node.manager_status.leader = True
         node.manager_status.reachability = types_pb2.ManagerStatus.REACHABILITY_REACHABLE
-        node.manager_status.raft_id = 1
+        node.manager_status.raft_id = raft_id
 
         def fn(tx: Tx) -> None:
             tx.clusters.create(cluster)
@@ -219,12 +218,24 @@ class Node:
         await store.update(fn)
 
 
-async def _close_on_cancel(proposer: LocalProposer) -> None:
+async def _run_replica(replica: Replica) -> None:
     try:
-        await asyncio.Event().wait()
+        await replica.run()
     finally:
-        with contextlib.suppress(Exception):
-            await proposer.close()
+        await asyncio.shield(replica.close())
+
+
+async def _cluster_of(store: MemoryStore) -> objects_pb2.Cluster:
+    """The cluster object, waiting for it when this manager is still catching up (a join)."""
+    async with store.watch(kinds={"cluster"}) as sub:
+        while True:
+            clusters = store.view(lambda tx: tx.clusters.list())
+            if clusters:
+                return clusters[0]
+            _log.info("waiting for the cluster state from the leader")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await anext(sub)
 
 
 __all__ = ["Node"]

@@ -10,6 +10,7 @@ by its LocalProposer, and runs the leader's components (`leader.py`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,7 @@ class Manager:
         join_cert: tuple[bytes, bytes],
         clock: Clock | None = None,
         leadership: Leadership | None = None,
+        register: Sequence[Callable[[aio.Server], None]] = (),
     ) -> None:
         self._store = store
         self._security = security
@@ -83,6 +85,8 @@ class Manager:
         self._leadership: Leadership = leadership or StaticLeadership(security.credentials.node_id)
         #: Routes `service logs` subscriptions to the agents (a leader component).
         self.log_broker = LogBroker(store, self._clock)
+        # More services for the cluster port (the Raft service of this manager's replica).
+        self._register = list(register)
         self.ready = asyncio.Event()
         self.remote_port = 0
         self.join_port = 0
@@ -120,6 +124,8 @@ class Manager:
         dispatcher_pb2_grpc.add_DispatcherServicer_to_server(dispatcher, cluster)
         ca_pb2_grpc.add_CAServicer_to_server(ca, cluster)
         ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, cluster)
+        for add in self._register:
+            add(cluster)
 
         join, self.join_port = rpcserver.join_server(
             self._join_cert[0],
