@@ -229,6 +229,66 @@ class RaftNode:
         await self._storage.append([entry], HardState(term=term, vote=hard.vote, commit=last + 1))
         self._log.info("single-voter raft log adopted", last_index=last)
 
+    async def force_new_cluster(self) -> None:
+        """Make this member the only voter of its log, to recover a cluster that lost quorum.
+
+        swarmkit's `--force-new-cluster` (storage.go loadAndStart): the log is cut back to its
+        committed index (an uncommitted tail may never have reached a quorum), then one
+        REMOVE_NODE entry per other member is appended and committed by fiat, in a term above
+        any this member has seen. Every store entry before the cut is kept, so services,
+        secrets and nodes survive; the removed members' raft ids are remembered as removed, so
+        the other managers must join again with a fresh raft state. Call it after `open` and
+        before `recover`; `run` then makes this member a lone voter that leads at once.
+
+        Raises:
+            errors.FailedPrecondition: recover() ran already, the log has no membership, or
+                this member is not in it.
+        """
+        if self._raw is not None:
+            raise errors.FailedPrecondition(
+                f"raft member {self.id:x} is recovered: force a new cluster before recovering"
+            )
+        if not self.has_membership():
+            raise errors.FailedPrecondition(
+                f"raft member {self.id:x} has no membership to force a new cluster from"
+            )
+        hard, conf = self._storage.initial_state()
+        commit = max(hard.commit, self._storage.snapshot().metadata.index)
+        first = self._storage.first_index()
+        committed = self._storage.entries(first, commit + 1, 1 << 62) if commit >= first else []
+        for entry in committed:
+            if entry.type is EntryType.CONF_CHANGE:
+                conf = _apply_change(conf, ConfChange.unmarshal(entry.data))
+        if self.id not in conf.voters | conf.learners:
+            raise errors.FailedPrecondition(
+                f"raft member {self.id:x} is not a member of the cluster in its own log"
+            )
+        term = max(hard.term, self._storage.term(commit)) + 1
+        changes = [ConfChange(ConfChangeType.REMOVE_NODE, m) for m in sorted(conf.learners)]
+        changes += [
+            ConfChange(ConfChangeType.REMOVE_NODE, m) for m in sorted(conf.voters) if m != self.id
+        ]
+        if self.id not in conf.voters:
+            changes = [c for c in changes if c.node_id != self.id]
+            changes.append(
+                ConfChange(ConfChangeType.ADD_NODE, self.id, self._member.SerializeToString())
+            )
+        entries = [
+            Entry(term=term, index=commit + 1 + i, type=EntryType.CONF_CHANGE, data=c.marshal())
+            for i, c in enumerate(changes)
+        ]
+        if not entries:
+            # Already alone: still drop an uncommitted tail, with a marker entry of the new term.
+            entries = [Entry(term=term, index=commit + 1)]
+        # Appending at commit + 1 replaces whatever uncommitted suffix the log held.
+        await self._storage.append(entries, HardState(term=term, commit=entries[-1].index))
+        self._log.warning(
+            "new raft cluster forced",
+            removed=[f"{c.node_id:x}" for c in changes if c.type is ConfChangeType.REMOVE_NODE],
+            term=term,
+            commit=entries[-1].index,
+        )
+
     def learn_members(self, members: Iterable[types_pb2.RaftMember]) -> None:
         """Record where other members are (a joining manager: the members its Join returned).
 
@@ -733,6 +793,35 @@ class RaftNode:
             ) from err
         return target
 
+    # Membership queries (the RaftMembership servicer, the promoter, the role manager)
+
+    def member_of_node(self, node_id: str) -> types_pb2.RaftMember | None:
+        """The current raft member (voter or learner) of the manager `node_id`, None if none."""
+        current = self._conf.voters | self._conf.learners
+        for member in self.address_book.members():
+            if member.node_id == node_id and RaftID(member.raft_id) in current:
+                return member
+        return None
+
+    def is_reachable(self, raft_id: RaftID) -> bool:
+        """Is the member this one, or a peer the transport currently reaches?"""
+        return raft_id == self.id or self._transport.is_active(raft_id)
+
+    def last_index(self) -> int:
+        """The index of the last entry in this member's log (persisted or not)."""
+        return self._core().status().last_index
+
+    def match_indexes(self) -> dict[RaftID, int]:
+        """Leader only: how far each member's log is known to match ours (empty otherwise).
+
+        Read from the core's progress tracker between two loop turns (the driver is
+        loop-confined, so the values are a consistent reading of the last Ready).
+        """
+        raw = self._core()
+        if not self._is_raft_leader:
+            return {}
+        return {member: pr.match for member, pr in raw.raft.tracker.progress.items()}
+
     # Introspection
 
     @property
@@ -778,6 +867,21 @@ def _add_node(member: types_pb2.RaftMember) -> bytes:
     """The data of an ADD_NODE entry for `member`, its record as context."""
     change = ConfChange(ConfChangeType.ADD_NODE, RaftID(member.raft_id), member.SerializeToString())
     return change.marshal()
+
+
+def _apply_change(conf: ConfState, change: ConfChange) -> ConfState:
+    """The membership after a committed change (as the core applies it, without validation)."""
+    voters, learners = set(conf.voters), set(conf.learners)
+    if change.type is ConfChangeType.ADD_NODE:
+        learners.discard(change.node_id)
+        voters.add(change.node_id)
+    elif change.type is ConfChangeType.ADD_LEARNER:
+        if change.node_id not in voters:
+            learners.add(change.node_id)
+    else:
+        voters.discard(change.node_id)
+        learners.discard(change.node_id)
+    return ConfState(voters=frozenset(voters), learners=frozenset(learners))
 
 
 class _CoreLogger:
