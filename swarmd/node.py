@@ -173,6 +173,7 @@ class Node:
             root.join_server_cert(),
             leadership=replica.leadership,
             register=[replica.register],
+            raft=replica.node,
         )
         tg.create_task(self.manager.run(), name="manager")
 

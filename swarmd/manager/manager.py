@@ -39,6 +39,7 @@ from swarmd.manager.leadership import (
     run_while_leader,
 )
 from swarmd.manager.logbroker import LogBroker, LogBrokerServicer, LogsServicer
+from swarmd.manager.managerstatus import ManagerStatusReporter, RaftView
 from swarmd.manager.store import MemoryStore
 from swarmd.manager.watchapi import WatchServicer
 from swarmd.rpc import server as rpcserver
@@ -73,6 +74,7 @@ class Manager:
         clock: Clock | None = None,
         leadership: Leadership | None = None,
         register: Sequence[Callable[[aio.Server], None]] = (),
+        raft: RaftView | None = None,
     ) -> None:
         self._store = store
         self._security = security
@@ -87,6 +89,7 @@ class Manager:
         self.log_broker = LogBroker(store, self._clock)
         # More services for the cluster port (the Raft service of this manager's replica).
         self._register = list(register)
+        self._raft = raft
         self.ready = asyncio.Event()
         self.remote_port = 0
         self.join_port = 0
@@ -150,7 +153,11 @@ class Manager:
 
             def components() -> list[Component]:
                 made = leader_components(self._store, self._clock, dispatcher)
-                return [*made, Component("log-broker", broker.run)]
+                made.append(Component("log-broker", broker.run))
+                if self._raft is not None:
+                    reporter = ManagerStatusReporter(self._store, self._raft)
+                    made.append(Component("manager-status", reporter.run))
+                return made
 
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(run_while_leader(leadership, components), name="leadership")
