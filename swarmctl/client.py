@@ -24,7 +24,9 @@ from swarmd.api import control_pb2_grpc
 # swarmd's default state dir is /var/lib/swarmd and the socket lives in it.
 DEFAULT_SOCKET = "/var/lib/swarmd/swarmd.sock"
 SOCKET_ENV = "SWARM_SOCKET"
-DEFAULT_TIMEOUT = 15.0
+# Generous: a loaded manager (or a loaded host) can take seconds to answer; a stuck one must
+# still not hang a script forever.
+DEFAULT_TIMEOUT = 20.0
 # As swarmd.rpc.channel.COMMON_OPTIONS: large lists (tasks) exceed grpc's 4 MiB default.
 _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _LOCAL_OPTIONS: tuple[tuple[str, int], ...] = (

@@ -318,7 +318,7 @@ def test_task_ls_and_inspect_show_the_tasks_of_a_service(mgr) -> None:
             == 2
             and r
         ),
-        timeout=20,
+        timeout=30,
         what="2 tasks of service pending",
     )
     assert sorted(r["Name"] for r in rows) == ["pending.1", "pending.2"]
