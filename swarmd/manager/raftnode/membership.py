@@ -104,6 +104,12 @@ class Membership:
         """Is the manager `node_id` a raft member (voter or learner)?"""
         return self._node.member_of_node(node_id) is not None
 
+    def members(self) -> list[types_pb2.RaftMember]:
+        """The current raft members (voters and learners), by raft id."""
+        conf = self._node.conf_state
+        current = conf.voters | conf.learners
+        return [m for m in self._node.address_book.members() if RaftID(m.raft_id) in current]
+
     def member(self, raft_id: RaftID) -> types_pb2.RaftMember | None:
         """The record of a known raft member, None if unknown."""
         return self._node.address_book.get(raft_id)
