@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--engine-addr", default=config.DEFAULT_ENGINE_ADDR, help="Docker Engine address"
     )
+    p.add_argument(
+        "--force-new-cluster",
+        action="store_true",
+        help="make this manager the only member of a new cluster, keeping all its data "
+        "(recovery after losing quorum)",
+    )
     p.add_argument("-l", "--log-level", default="info", help="debug, info, warning or error")
     p.add_argument("--log-format", default="console", choices=["console", "json"])
     p.add_argument("-v", "--version", action="version", version="swarmd 0.1.0")
@@ -75,6 +81,8 @@ def build_config(argv: list[str]) -> config.NodeConfig:
             raise errors.InvalidArgument("--join-addr needs --join-token")
         if ns.join_token and join_addr is None:
             raise errors.InvalidArgument("--join-token needs --join-addr")
+        if ns.force_new_cluster and join_addr is not None:
+            raise errors.InvalidArgument("--force-new-cluster cannot be combined with --join-addr")
         state_dir = config.prepare_state_dir(Path(ns.state_dir))
     except (errors.SwarmError, ValueError) as err:
         parser.error(str(err))
@@ -95,6 +103,7 @@ def build_config(argv: list[str]) -> config.NodeConfig:
         engine_addr=ns.engine_addr,
         log_level=ns.log_level,
         log_format=ns.log_format,
+        force_new_cluster=ns.force_new_cluster,
     )
 
 

@@ -65,6 +65,8 @@ class NodeConfig:
     engine_addr: str
     log_level: str = "info"
     log_format: str = "console"
+    #: Recover this manager's data into a new one-manager cluster (after quorum loss).
+    force_new_cluster: bool = False
 
     @property
     def raft_dir(self) -> Path:
