@@ -11,8 +11,9 @@ the CA signs renewals with it. This component moves the second towards the first
   `RETRY_INTERVAL`, so it happens once enough managers are reachable again. The leader cannot
   remove itself safely while leading: it hands leadership to another voter first; the new
   leader's role manager then removes it.
-- **Removal of a manager node** (its Node object deleted while it is still a raft member):
-  the raft member is removed, with the same quorum rule.
+- **Removal of a manager node** (its Node object deleted while it is still a raft member, which
+  the control API allows only with `force`): the raft member is removed, with the same quorum
+  rule; the leader's own node makes it transfer leadership first, as for a demotion.
 - **Promotion** (desired MANAGER, observed WORKER): a manager must hold a manager certificate
   before it can join raft, so `role` stays WORKER until the node's recorded certificate says
   manager (the CA signs a renewal with the manager role once the desired role is manager);
@@ -179,9 +180,14 @@ class RoleManager:
         member: types_pb2.RaftMember | None,
         bound: structlog.typing.FilteringBoundLogger,
     ) -> bool:
-        if member is None or member.raft_id == self._membership.raft_id:
+        if member is None:
             return True
         try:
+            if member.raft_id == self._membership.raft_id:
+                # This leader's own node was removed: hand over, the next leader removes us.
+                to = await self._membership.transfer_leadership()
+                bound.info("leadership transferred before removing the leader", to=f"{to:x}")
+                return False
             await self._membership.remove_node(node_id, "removing")
         except (errors.FailedPrecondition, errors.Unavailable) as err:
             bound.warning("raft member of removed node kept", reason=err.message)

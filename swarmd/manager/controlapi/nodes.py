@@ -4,9 +4,18 @@ Manager layer. Removal follows swarmkit controlapi/node.go: a manager must be de
 is a raft member, and removing it here would not remove it from the quorum); a node that is up
 needs `force`; the tasks of a removed node are orphaned in the same transaction, because nothing
 else would ever learn they are gone.
+
+With the raft membership given (`membership`, the leader's `raftnode.membership.Membership`),
+the rules follow raft rather than the stored roles: a demotion or removal that would leave too
+few reachable managers for a quorum is refused with the arithmetic in the message; a manager
+still in raft can be removed only with `force` (the role manager then takes it out of raft);
+a manager node that is no longer a raft member (say after `--force-new-cluster`) is removed
+like a worker.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import structlog
 from google.protobuf import timestamp_pb2
@@ -40,12 +49,33 @@ def _is_manager(node: objects_pb2.Node) -> bool:
     return node.spec.desired_role == _MANAGER or node.role == _MANAGER
 
 
-class Nodes:
-    """The node methods of the Control servicer."""
+class RaftMembership(Protocol):
+    """What the node rules ask of the raft membership (`raftnode.membership.Membership`)."""
 
-    def __init__(self, store: MemoryStore, clock: Clock) -> None:
+    def is_member(self, node_id: str) -> bool:
+        """Is the manager `node_id` a raft member?"""
+        ...
+
+    def check_removal(self, node_id: str, verb: str = "removing") -> None:
+        """Raise FailedPrecondition if taking `node_id` out of raft would lose quorum."""
+        ...
+
+
+class Nodes:
+    """The node methods of the Control servicer.
+
+    Args:
+        store: the manager's store.
+        clock: stamps orphaned tasks.
+        membership: the raft membership, for the quorum rules; None keeps the store-only rules.
+    """
+
+    def __init__(
+        self, store: MemoryStore, clock: Clock, membership: RaftMembership | None = None
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._membership = membership
 
     def get(self, req: control_pb2.GetNodeRequest) -> objects_pb2.Node:
         """One node by exact id."""
@@ -78,7 +108,7 @@ class Nodes:
                 raise errors.SequenceConflict(
                     "node", req.node_id, req.node_version.index, node.meta.version.index
                 )
-            _check_transition(tx, node, req.spec)
+            _check_transition(tx, node, req.spec, self._membership)
             node.spec.CopyFrom(req.spec)
             return tx.nodes.update(node)
 
@@ -100,11 +130,7 @@ class Nodes:
         # finish a larger node in follow-up transactions.
         def fn(tx: Tx) -> tuple[int, bool]:
             node = _get(tx, req.node_id)
-            if _is_manager(node):
-                raise errors.FailedPrecondition(
-                    f"node {node.id} is a cluster manager and is a member of the raft cluster. "
-                    "It must be demoted to worker before removal"
-                )
+            self._check_manager_removal(tx, node, force=req.force)
             if node.status.state == _READY and not req.force:
                 raise errors.FailedPrecondition(
                     f"node {node.id} is not down and can't be removed; use --force"
@@ -120,8 +146,30 @@ class Nodes:
             orphaned += count
         _log.info("node removed", node_id=req.node_id, force=req.force, orphaned_tasks=orphaned)
 
+    def _check_manager_removal(self, tx: ReadTx, node: objects_pb2.Node, *, force: bool) -> None:
+        membership = self._membership
+        in_raft = membership.is_member(node.id) if membership is not None else _is_manager(node)
+        if not in_raft:
+            return
+        if membership is None or not force:
+            raise errors.FailedPrecondition(
+                f"node {node.id} is a cluster manager and is a member of the raft cluster. "
+                "It must be demoted to worker before removal"
+            )
+        managers = [n for n in tx.nodes.list() if n.id != node.id and _is_manager(n)]
+        if not managers:
+            raise errors.FailedPrecondition(
+                f"node {node.id} is the last manager of the swarm and cannot be removed"
+            )
+        membership.check_removal(node.id, "removing")
 
-def _check_transition(tx: ReadTx, node: objects_pb2.Node, spec: specs_pb2.NodeSpec) -> None:
+
+def _check_transition(
+    tx: ReadTx,
+    node: objects_pb2.Node,
+    spec: specs_pb2.NodeSpec,
+    membership: RaftMembership | None = None,
+) -> None:
     if (
         node.spec.membership == specs_pb2.NodeSpec.MEMBERSHIP_ACCEPTED
         and spec.membership == specs_pb2.NodeSpec.MEMBERSHIP_PENDING
@@ -135,6 +183,8 @@ def _check_transition(tx: ReadTx, node: objects_pb2.Node, spec: specs_pb2.NodeSp
             raise errors.FailedPrecondition(
                 f"node {node.id} is the last manager of the swarm and cannot be demoted"
             )
+        if membership is not None and membership.is_member(node.id):
+            membership.check_removal(node.id, "demoting")
 
 
 def _orphan_tasks(
