@@ -237,7 +237,7 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
         cluster, node = self._store.view(read)
         if node is None:
             raise errors.PermissionDenied(f"node {node_id} is not a member of this cluster")
-        role = Role.from_proto(node.role)
+        role = Role.from_proto(_certificate_role(node))
         addresses = list(request.addresses) or list(node.description.addresses)
         cert_pem = self._root.sign_csr(
             request.csr, node_id, role, cluster.id, addresses, cert_expiry(cluster)
@@ -286,6 +286,19 @@ class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
 def _create_node(tx: CATx, node: objects_pb2.Node) -> list[types_pb2.WeightedPeer]:
     tx.nodes.create(node)
     return _managers(tx.nodes.list())
+
+
+def _certificate_role(node: objects_pb2.Node) -> types_pb2.NodeRole.ValueType:
+    """The role a renewal signs: the observed role, or manager once a promotion is asked for.
+
+    A promoted node must hold a manager certificate before it can join raft, and the role
+    manager (`swarmd.manager.rolemanager`) observes MANAGER only once the recorded certificate
+    says so. A node being demoted keeps its observed MANAGER (and so a manager certificate)
+    until it is out of raft.
+    """
+    if node.spec.desired_role == types_pb2.NODE_ROLE_MANAGER:
+        return types_pb2.NODE_ROLE_MANAGER
+    return node.role
 
 
 __all__ = [
