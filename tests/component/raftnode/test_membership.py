@@ -28,7 +28,7 @@ from swarmd.manager.raftnode.memtransport import MemoryNetwork
 from swarmd.manager.raftnode.node import RaftNode
 from swarmd.manager.store import MemoryStore
 from swarmd.raft import RaftID
-from tests.component.raftnode.test_raft_cluster import Cluster, names, until
+from tests.component.raftnode.test_raft_cluster import Cluster, names, service, until
 
 
 @pytest.fixture
@@ -297,3 +297,33 @@ async def test_membership_force_new_cluster_needs_a_membership(tmp_path, network
             await node.force_new_cluster()
     finally:
         await node.close()
+
+
+async def test_membership_force_new_cluster_drops_an_uncommitted_tail(cluster, network):
+    await cluster.start_all()
+    await cluster.create("kept")
+    old = await cluster.leader()
+    await cluster.converged(cluster.stores[old].version)
+    network.isolate(RaftID(old))
+    # appended to the cut-off leader's log, never committed
+    with pytest.raises((errors.Unavailable, errors.NotLeader)):
+        await cluster.stores[old].update(lambda tx: tx.services.create(service("lost")))
+    assert cluster.nodes[old].last_index() > cluster.stores[old].version
+    for i in list(cluster.tasks):
+        await cluster.stop(i)
+    network.heal(RaftID(old))
+    member = cluster.members[old - 1]
+    node = await RaftNode.open(
+        cluster.root / member.node_id,
+        cluster.transport_for(member),
+        cluster.settings,
+        member=member,
+    )
+    await node.force_new_cluster()
+    store = MemoryStore(proposer=node)
+    await node.recover(store)
+    cluster.nodes[old], cluster.stores[old] = node, store
+    cluster.tasks[old] = asyncio.create_task(node.run())
+    assert await cluster.leader() == old
+    await cluster.create("after")
+    assert names(store) == ["after", "kept"]
