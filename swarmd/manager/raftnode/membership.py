@@ -41,6 +41,7 @@ from swarmd.ca.peer import current_peer
 from swarmd.ca.rootca import Role
 from swarmd.manager.raftnode.node import RaftNode
 from swarmd.raft import NONE, RaftID
+from swarmd.rpc.identity import current_forwarded
 
 _log = structlog.get_logger(component="raftnode")
 
@@ -273,7 +274,10 @@ class RaftMembershipServicer(raft_pb2_grpc.RaftMembershipServicer):
             raise errors.PermissionDenied(
                 "only a node with a manager certificate may join the raft cluster"
             )
-        addr = substitute_host(request.addr, context.peer())
+        # A call a follower forwarded carries the joiner's address as the follower saw it.
+        forwarded = current_forwarded()
+        seen = forwarded.peer_addr if forwarded is not None else ""
+        addr = substitute_host(request.addr, seen or context.peer())
         return await self._membership.join(peer.node_id, addr)
 
     async def Leave(  # noqa: N802 (gRPC method name)

@@ -28,6 +28,7 @@ from swarmd.manager.raftnode.memtransport import MemoryNetwork
 from swarmd.manager.raftnode.node import RaftNode
 from swarmd.manager.store import MemoryStore
 from swarmd.raft import RaftID
+from swarmd.rpc.identity import Forwarded, reset_forwarded, set_forwarded
 from tests.component.raftnode.test_raft_cluster import Cluster, names, service, until
 
 
@@ -214,6 +215,16 @@ async def test_membership_servicer_join_and_leave(five):
         await servicer.Leave(
             raft_pb2.LeaveRequest(node=types_pb2.RaftMember(node_id="node-4")), ctx
         )
+    # forwarded by a follower: the joiner's address is the one the follower saw
+    joiner = Peer(node_id="node-5", role=Role.MANAGER, cluster_id="cluster-1")
+    follower = Peer(node_id="node-2", role=Role.MANAGER, cluster_id="cluster-1")
+    token = set_forwarded(Forwarded(joiner, "ipv4:10.9.9.9:40000", follower))
+    try:
+        with caller("node-5"):
+            fwd = await servicer.Join(raft_pb2.JoinRequest(addr="0.0.0.0:4242"), ctx)
+    finally:
+        reset_forwarded(token)
+    assert five.nodes[leader].address_book.addr(RaftID(fwd.raft_id)) == "10.9.9.9:4242"
     # a removed manager that joins again gets a fresh raft id
     with caller("node-4"):
         fresh = await servicer.Join(raft_pb2.JoinRequest(addr="10.1.2.3:4242"), ctx)
