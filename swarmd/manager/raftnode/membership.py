@@ -157,6 +157,10 @@ class Membership:
         """
         if not addr:
             raise errors.InvalidArgument("addr is required to join the raft cluster")
+        state = self._node.leadership.state
+        if not state.is_leader:
+            # Only the leader knows the committed membership (followers forward Join to it).
+            raise errors.NotLeader(state.leader_addr)
         async with self._lock:
             existing = self._node.member_of_node(node_id)
             if existing is not None:

@@ -163,6 +163,8 @@ async def test_membership_join_on_a_follower_names_the_leader(five):
     with pytest.raises(errors.NotLeader) as err:
         await Membership(five.nodes[follower]).join("node-4", "mem-4")
     assert err.value.leader_addr == f"mem-{leader}"
+    with pytest.raises(errors.NotLeader):  # a member rejoining too: only the leader answers
+        await Membership(five.nodes[follower]).join(f"node-{follower}", f"mem-{follower}")
 
 
 async def test_membership_removal_refused_when_it_would_lose_quorum(cluster, network):
