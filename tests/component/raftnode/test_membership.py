@@ -26,6 +26,7 @@ from swarmd.manager.raftnode.membership import (
 )
 from swarmd.manager.raftnode.memtransport import MemoryNetwork
 from swarmd.manager.raftnode.node import RaftNode
+from swarmd.manager.raftnode.settings import RaftSettings
 from swarmd.manager.store import MemoryStore
 from swarmd.raft import RaftID
 from swarmd.rpc.identity import Forwarded, reset_forwarded, set_forwarded
@@ -76,6 +77,24 @@ async def join(cluster: Cluster, membership: Membership, i: int) -> raft_pb2.Joi
     joiner = await cluster.start(i, found=False)
     joiner.learn_members(resp.members)
     return resp
+
+
+async def force_restart(cluster: Cluster, i: int) -> RaftNode:
+    """Restart member i (stopped) the way `swarmd --force-new-cluster` does."""
+    member = cluster.members[i - 1]
+    node = await RaftNode.open(
+        cluster.root / member.node_id,
+        cluster.transport_for(member),
+        cluster.settings,
+        member=member,
+        rng=random.Random(i),
+    )
+    await node.force_new_cluster()
+    store = MemoryStore(proposer=node)
+    await node.recover(store)
+    cluster.nodes[i], cluster.stores[i] = node, store
+    cluster.tasks[i] = asyncio.create_task(node.run())
+    return node
 
 
 class FakeContext:
@@ -272,19 +291,8 @@ async def test_membership_force_new_cluster_recovers_a_survivor_with_all_data(cl
     for i in (1, 2, survivor):
         await cluster.stop(i)
     # quorum is lost for good: only the survivor restarts, forcing a new cluster
-    member = cluster.members[survivor - 1]
-    node = await RaftNode.open(
-        cluster.root / member.node_id,
-        cluster.transport_for(member),
-        cluster.settings,
-        member=member,
-        rng=random.Random(survivor),
-    )
-    await node.force_new_cluster()
-    store = MemoryStore(proposer=node)
-    await node.recover(store)
-    cluster.nodes[survivor], cluster.stores[survivor] = node, store
-    cluster.tasks[survivor] = asyncio.create_task(node.run())
+    node = await force_restart(cluster, survivor)
+    store = cluster.stores[survivor]
     assert await cluster.leader() == survivor
     assert node.conf_state.voters == {survivor}
     assert node.address_book.is_removed(RaftID(1))
@@ -325,18 +333,32 @@ async def test_membership_force_new_cluster_drops_an_uncommitted_tail(cluster, n
     for i in list(cluster.tasks):
         await cluster.stop(i)
     network.heal(RaftID(old))
-    member = cluster.members[old - 1]
-    node = await RaftNode.open(
-        cluster.root / member.node_id,
-        cluster.transport_for(member),
-        cluster.settings,
-        member=member,
-    )
-    await node.force_new_cluster()
-    store = MemoryStore(proposer=node)
-    await node.recover(store)
-    cluster.nodes[old], cluster.stores[old] = node, store
-    cluster.tasks[old] = asyncio.create_task(node.run())
+    await force_restart(cluster, old)
+    store = cluster.stores[old]
     assert await cluster.leader() == old
     await cluster.create("after")
     assert names(store) == ["after", "kept"]
+
+
+async def test_membership_force_new_cluster_from_a_snapshot(tmp_path, network):
+    settings = RaftSettings(
+        tick_interval=0.03, snapshot_interval=5, keep_entries=1, propose_timeout=10
+    )
+    cluster = Cluster(tmp_path, lambda m: network.transport(RaftID(m.raft_id)), settings=settings)
+    try:
+        await cluster.start_all()
+        for i in range(12):
+            version = await cluster.create(f"s{i:02d}")
+        await cluster.converged(version)
+        for i in (1, 2, 3):
+            await cluster.stop(i)
+        assert list((tmp_path / "node-2" / "snapshots").glob("snap-*.bin"))  # compacted log
+        node = await force_restart(cluster, 2)
+        assert await cluster.leader() == 2
+        assert node.conf_state.voters == {2}
+        assert [m.raft_id for m in node.address_book.members()] == [2]
+        assert names(cluster.stores[2]) == [f"s{i:02d}" for i in range(12)]
+        await cluster.create("after")
+        assert len(names(cluster.stores[2])) == 13
+    finally:
+        await cluster.stop_all()
