@@ -264,27 +264,13 @@ class RaftNode:
                 f"raft member {self.id:x} is not a member of the cluster in its own log"
             )
         term = max(hard.term, self._storage.term(commit)) + 1
-        changes = [ConfChange(ConfChangeType.REMOVE_NODE, m) for m in sorted(conf.learners)]
-        changes += [
-            ConfChange(ConfChangeType.REMOVE_NODE, m) for m in sorted(conf.voters) if m != self.id
-        ]
-        if self.id not in conf.voters:
-            changes = [c for c in changes if c.node_id != self.id]
-            changes.append(
-                ConfChange(ConfChangeType.ADD_NODE, self.id, self._member.SerializeToString())
-            )
-        entries = [
-            Entry(term=term, index=commit + 1 + i, type=EntryType.CONF_CHANGE, data=c.marshal())
-            for i, c in enumerate(changes)
-        ]
-        if not entries:
-            # Already alone: still drop an uncommitted tail, with a marker entry of the new term.
-            entries = [Entry(term=term, index=commit + 1)]
+        entries = _forced_membership(conf, self._member, commit + 1, term)
         # Appending at commit + 1 replaces whatever uncommitted suffix the log held.
         await self._storage.append(entries, HardState(term=term, commit=entries[-1].index))
+        removed = sorted((conf.voters | conf.learners) - {self.id})
         self._log.warning(
             "new raft cluster forced",
-            removed=[f"{c.node_id:x}" for c in changes if c.type is ConfChangeType.REMOVE_NODE],
+            removed=[f"{m:x}" for m in removed],
             term=term,
             commit=entries[-1].index,
         )
@@ -867,6 +853,25 @@ def _add_node(member: types_pb2.RaftMember) -> bytes:
     """The data of an ADD_NODE entry for `member`, its record as context."""
     change = ConfChange(ConfChangeType.ADD_NODE, RaftID(member.raft_id), member.SerializeToString())
     return change.marshal()
+
+
+def _forced_membership(
+    conf: ConfState, member: types_pb2.RaftMember, index: int, term: int
+) -> list[Entry]:
+    """The entries, from `index` on, that leave `member` the only voter of `conf`."""
+    me = RaftID(member.raft_id)
+    others = sorted((conf.voters | conf.learners) - {me})
+    changes = [ConfChange(ConfChangeType.REMOVE_NODE, m) for m in others]
+    if me not in conf.voters:
+        # A voter first (a learner here): removing the others must never empty the voters.
+        changes.insert(0, ConfChange(ConfChangeType.ADD_NODE, me, member.SerializeToString()))
+    if not changes:
+        # Already alone: an empty entry of the new term still replaces an uncommitted tail.
+        return [Entry(term=term, index=index)]
+    return [
+        Entry(term=term, index=index + i, type=EntryType.CONF_CHANGE, data=c.marshal())
+        for i, c in enumerate(changes)
+    ]
 
 
 def _apply_change(conf: ConfState, change: ConfChange) -> ConfState:

@@ -362,3 +362,19 @@ async def test_membership_force_new_cluster_from_a_snapshot(tmp_path, network):
         assert len(names(cluster.stores[2])) == 13
     finally:
         await cluster.stop_all()
+
+
+async def test_membership_force_new_cluster_on_a_learner_makes_it_the_voter(five):
+    for i in (1, 2, 3):
+        await five.start(i)
+    leader = await five.leader()
+    version = await five.create("data")
+    resp = await join(five, Membership(five.nodes[leader], rng=random.Random(11)), 4)
+    await five.converged(version, [4])
+    for i in list(five.tasks):
+        await five.stop(i)
+    node = await force_restart(five, 4)
+    assert await five.leader() == 4
+    assert node.conf_state.voters == {resp.raft_id}
+    assert node.conf_state.learners == frozenset()
+    assert names(five.stores[4]) == ["data"]
