@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from swarmd.raft import (
     CompactedError,
@@ -180,3 +182,28 @@ def test_unstable_truncate_and_append_cases() -> None:
     unstable.truncate_and_append(ents(4, start=4))  # before the offset
     assert unstable.offset == 4
     assert [(e.index, e.term) for e in unstable.entries] == [(4, 4)]
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=2), min_size=1, max_size=30),
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 8)), max_size=40),
+)
+def test_log_appends_in_any_order_keep_a_prefix_of_the_leader_log(
+    term_steps: list[int], sends: list[tuple[int, int]]
+) -> None:
+    """Whatever order (or duplication) appends from one leader log arrive in, the follower's
+    log stays a prefix of it and its commit index never passes what it has."""
+    leader: list[Entry] = []
+    term = 1
+    for i, step in enumerate(term_steps):
+        term += step
+        leader.append(Entry(term=term, index=i + 1))
+    follower = make_log()
+    for start, count in sends:
+        prev = min(start, len(leader))
+        prev_term = leader[prev - 1].term if prev else 0
+        batch = tuple(leader[prev : prev + count])
+        follower.maybe_append(prev, prev_term, len(leader), batch)
+        have = follower.all_entries()
+        assert have == leader[: len(have)]
+        assert follower.committed <= follower.last_index()
