@@ -1,12 +1,61 @@
-"""Majority arithmetic against naive references (hypothesis) and a few table cases."""
+"""Majority arithmetic: a data-driven table (testdata/quorum.txt, REWRITE=1 regenerates it)
+and hypothesis properties against naive references."""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from swarmd.raft import RaftID
 from swarmd.raft.quorum import INFINITE_INDEX, VoteResult, committed_index, vote_result
+from tests.raft.datadriven import parse, render
+
+QUORUM_TABLE = Path(__file__).parent / "testdata" / "quorum.txt"
+
+
+def _pairs(text: str) -> dict[RaftID, str]:
+    items = [p for p in text.strip("()").split(",") if p]
+    return {RaftID(int(k)): v for k, v in (p.split(":") for p in items)}
+
+
+def run_quorum_command(command: str) -> str:
+    """`committed voters=(..) match=(id:index,..)` or `vote voters=(..) votes=(id:y|n,..)`."""
+    name, *args = command.split()
+    opts = dict(a.split("=", 1) for a in args)
+    voters = frozenset(RaftID(int(v)) for v in opts["voters"].strip("()").split(",") if v)
+    if name == "committed":
+        match = {k: int(v) for k, v in _pairs(opts["match"]).items()}
+        index = committed_index(voters, match)
+        if index == INFINITE_INDEX:
+            return "committed: everything (no voters)"
+        rows = sorted(voters, key=lambda v: (-match.get(v, 0), v))
+        lines = [
+            f"  {'*' if match.get(v, 0) >= index else ' '} voter {v}: {match.get(v, 0)}"
+            for v in rows
+        ]
+        holders = sum(1 for v in voters if match.get(v, 0) >= index)
+        return "\n".join([*lines, f"committed: {index} ({holders} of {len(voters)} voters)"])
+    if name == "vote":
+        votes = {k: v == "y" for k, v in _pairs(opts["votes"]).items()}
+        granted = sum(1 for v in voters if votes.get(v) is True)
+        rejected = sum(1 for v in voters if votes.get(v) is False)
+        result = vote_result(voters, votes).value
+        return f"{result} (granted {granted}, rejected {rejected}, of {len(voters)} voters)"
+    raise ValueError(f"unknown quorum command {name!r}")
+
+
+def test_quorum_table() -> None:
+    text = QUORUM_TABLE.read_text()
+    blocks = [(head, run_quorum_command(head[-1])) for head, _ in parse(text)]
+    rendered = render(blocks)
+    if os.environ.get("REWRITE") == "1":
+        QUORUM_TABLE.write_text(rendered)
+        return
+    assert rendered == text
+
 
 voter_sets = st.sets(st.integers(min_value=1, max_value=9), min_size=1, max_size=7).map(
     lambda ids: frozenset(RaftID(i) for i in ids)

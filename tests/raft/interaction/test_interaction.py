@@ -11,46 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.raft.datadriven import parse, render
 from tests.raft.interaction.env import InteractionEnv
 
 TESTDATA = Path(__file__).parent / "testdata"
 SCRIPTS = sorted(TESTDATA.glob("*.txt"))
-
-
-def parse(text: str) -> list[tuple[list[str], str]]:
-    """Blocks of (leading comment/blank lines + command line, expected output)."""
-    blocks: list[tuple[list[str], str]] = []
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        head: list[str] = []
-        while i < len(lines) and (not lines[i].strip() or lines[i].startswith("#")):
-            if lines[i].strip():
-                head.append(lines[i])
-            i += 1
-        if i >= len(lines):
-            break
-        head.append(lines[i])
-        i += 1
-        if i >= len(lines) or lines[i] != "----":
-            raise ValueError(f"line {i + 1}: expected ---- after the command {head[-1]!r}")
-        i += 1
-        expected: list[str] = []
-        while i < len(lines) and lines[i].strip():
-            expected.append(lines[i])
-            i += 1
-        blocks.append((head, "\n".join(expected)))
-    return blocks
-
-
-def render(blocks: list[tuple[list[str], str]]) -> str:
-    parts: list[str] = []
-    for head, output in blocks:
-        parts.extend(head)
-        parts.append("----")
-        parts.append(output)
-        parts.append("")
-    return "\n".join(parts).rstrip("\n") + "\n"
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
