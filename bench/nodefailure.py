@@ -5,7 +5,9 @@ cluster settings: heartbeat period 2 s). Each repetition creates a 6-replica ser
 until it runs 2/2/2, SIGKILLs one worker's swarmd (its containers keep running, as on a host
 that lost its agent) and times, polling every 50 ms, until all 6 tasks run on the survivors;
 it also notes when the node was first seen DISCONNECTED and DOWN. The killed worker is then
-started again on its state dir and the service removed.
+started again on its state dir and the service removed. A second series SIGSTOPs the worker
+instead (a hung or cut-off host: its connections stay open, its heartbeats stop), so only the
+heartbeat deadline can notice; it is SIGCONTed afterwards.
 
 Then the same with both cores loaded by two spinning processes for the whole phase: first a
 watch (default 60 s, ListNodes every 100 ms, no kill) that records any node that was not READY,
@@ -77,12 +79,17 @@ class NodeFailure:
         await poll(running, self.args.timeout, f"{REPLICAS} running tasks")
         return sid
 
-    async def _remove(self, sid: str, restart: SwarmdNode | None = None) -> None:
+    async def _remove(self, sid: str, victim: SwarmdNode | None = None) -> None:
+        """Remove the service and its containers; bring a killed or frozen victim back."""
         await self.system.remove(sid)
         label = self.system.service_label(sid)
         await self.engine.remove_labelled(label)
-        if restart is not None:
-            await self.cluster.restart(restart)
+        if victim is not None:
+            if victim.pid is None:
+                await self.cluster.restart(victim)
+            else:
+                victim.resume()
+                await self.cluster.wait_ready(victim)
 
         async def gone() -> bool:
             return not await self.system.tasks(sid)
@@ -96,7 +103,8 @@ class NodeFailure:
         tasks = await self.system.tasks(sid)
         return dict(Counter(hosts.get(t.node_id, t.node_id) for t in tasks if t.running))
 
-    async def failover(self, rep: int) -> Sample:
+    async def failover(self, rep: int, hang: bool = False) -> Sample:
+        """SIGKILL (or with `hang`, SIGSTOP) a worker's swarmd; until its tasks run elsewhere."""
         sid = await self._service()
         victim = self.cluster.workers[rep % len(self.cluster.workers)]
         try:
@@ -106,7 +114,10 @@ class NodeFailure:
             victim_id = (await self.cluster.nodes())[victim.hostname].id
             await asyncio.sleep(self.args.pause)
             tl = Timeline(time.time(), time.perf_counter())
-            victim.kill()
+            if hang:
+                victim.pause()
+            else:
+                victim.kill()
             tl.mark("killed")
 
             async def moved() -> bool:
@@ -124,18 +135,18 @@ class NodeFailure:
             seconds = tl.now()
             tl.containers(await self.engine.times(self.system.service_label(sid)))
         except BaseException:
-            await self._remove(sid, victim if victim.pid is None else None)
+            await self._remove(sid, victim)
             raise
         await self._remove(sid, victim)
         detail = tl.marks | {"victim": victim.hostname, "spread_before": spread}
         return Sample("swarmd", round(seconds, 3), detail)
 
-    async def repeat(self, name: str, reps: int) -> Scenario:
+    async def repeat(self, name: str, reps: int, hang: bool = False) -> Scenario:
         print(f"[bench] {name}: {reps} x swarmd", flush=True)
         sc = Scenario(name)
         machine = Machine.start()
         for rep in range(reps):
-            sample = await self.failover(rep)
+            sample = await self.failover(rep, hang)
             sc.samples.append(sample)
             print(f"  {name:<14} swarmd  {sample.seconds:7.3f} s  {sample.detail}", flush=True)
         sc.machine = machine.stop()
@@ -186,6 +197,12 @@ async def run(args: argparse.Namespace, engine: Engine) -> NodeFailureResult:
         nf = NodeFailure(args, engine, cluster)
         if args.reps_failover:
             result.scenarios.append(await nf.repeat("node failure", args.reps_failover))
+        if args.reps_hang:
+            # A host that stops answering without closing its connections (hung, partitioned):
+            # only the heartbeat deadline can tell, not a broken session stream.
+            hung = await nf.repeat("node failure, hung", args.reps_hang, hang=True)
+            hung.notes.append("SIGSTOP instead of SIGKILL: the session stays open, beats stop")
+            result.scenarios.append(hung)
         if args.watch or args.reps_loaded:
             with busy_loops(2):
                 await asyncio.sleep(2)  # let the load average feel them

@@ -104,6 +104,15 @@ class SwarmdNode:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP: a hung host; its connections stay open but nothing answers."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def tail(self, n: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
@@ -192,6 +201,7 @@ class SwarmdCluster:
     async def close(self, keep: bool = False) -> None:
         for node in [self.manager, *self.workers]:
             if node is not None:
+                node.resume()
                 node.kill()
         if self._channel is not None:
             await self._channel.close()

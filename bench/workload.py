@@ -5,8 +5,9 @@ Scenarios, each repeated and reported as min / median / max seconds:
   * scale 10 -> 50 until 50 run; scale 50 -> 10 (stop grace 0) until 10 containers remain;
   * self-heal: `docker kill` of a task's container (restart delay 0) until a replacement runs;
   * node failure (swarmd only, bench/nodefailure.py): manager + 2 workers, 6 replicas, SIGKILL
-    of a worker's swarmd until all 6 run on the survivors (and when the node is seen DOWN); then
-    the same with both cores busy, after a 60 s loaded watch that no node is marked DOWN.
+    of a worker's swarmd until all 6 run on the survivors (and when the node is seen DOWN); the
+    same with SIGSTOP (a hung host); then with both cores busy, after a 60 s loaded watch that
+    no node is marked DOWN.
 
 swarmd runs as real processes (bench/swarmd_cluster.py), Docker Swarm in the local dockerd
 (`swarm init` if needed, left at the end), the raw floor creates and starts the same containers
@@ -440,6 +441,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, default=5, help="repetitions of small scenarios (5)")
     p.add_argument("--reps-large", type=int, default=3, help="of 50-replica scenarios (3)")
     p.add_argument("--reps-failover", type=int, default=5, help="of node failure (5)")
+    p.add_argument("--reps-hang", type=int, default=3, help="of a hung (SIGSTOPped) node (3)")
     p.add_argument("--reps-loaded", type=int, default=3, help="of node failure under load (3)")
     p.add_argument(
         "--replicas",
