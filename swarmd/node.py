@@ -25,7 +25,6 @@ from swarmd.agent.worker import Worker
 from swarmd.api import objects_pb2, specs_pb2, types_pb2
 from swarmd.ca import bootstrap, certstore, join
 from swarmd.ca.renewer import Renewer
-from swarmd.ca.rootca import RootCA
 from swarmd.ca.security import SecurityConfig
 from swarmd.config import NodeConfig
 from swarmd.manager.controlapi.defaults import default_cluster_spec
@@ -152,6 +151,7 @@ class Node:
             cfg.advertised_remote_api(),
             new_cluster=fresh is not None,
             join_through=join_through,
+            force_new_cluster=cfg.force_new_cluster,
         )
         tg.create_task(_run_replica(replica), name="raft")
         store = replica.store
@@ -160,20 +160,17 @@ class Node:
             await self._create_cluster(store, fresh, replica.node.id)
             # Identity files are written only once the cluster they belong to is durable.
             certstore.save(cfg.state_dir, fresh.credentials)
-        cluster = await _cluster_of(store)
-        root = RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key)
         if replica.node.leadership.state.is_leader:
             await self._refresh_own_node(store, security.credentials.node_id)
         self.manager = Manager(
             store,
             security,
-            root,
-            cluster.id,
+            security.credentials.cluster_id,
             Listeners(cfg.control_socket, str(cfg.listen_remote_api), str(cfg.listen_join_api)),
-            root.join_server_cert(),
             leadership=replica.leadership,
             register=[replica.register],
             raft=replica.node,
+            membership=replica.membership,
         )
         tg.create_task(self.manager.run(), name="manager")
 
@@ -224,19 +221,6 @@ async def _run_replica(replica: Replica) -> None:
         await replica.run()
     finally:
         await asyncio.shield(replica.close())
-
-
-async def _cluster_of(store: MemoryStore) -> objects_pb2.Cluster:
-    """The cluster object, waiting for it when this manager is still catching up (a join)."""
-    async with store.watch(kinds={"cluster"}) as sub:
-        while True:
-            clusters = store.view(lambda tx: tx.clusters.list())
-            if clusters:
-                return clusters[0]
-            _log.info("waiting for the cluster state from the leader")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5):
-                    await anext(sub)
 
 
 __all__ = ["Node"]

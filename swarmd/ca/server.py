@@ -131,11 +131,20 @@ class CAServicer(ca_pb2_grpc.CAServicer):
 class NodeCAServicer(ca_pb2_grpc.NodeCAServicer):
     """Issues node certificates: joins with a token, renewals with a valid certificate."""
 
-    def __init__(self, store: CAStore, root_ca: RootCA) -> None:
-        if root_ca.key is None:
+    def __init__(self, store: CAStore, root_ca: RootCA | None = None) -> None:
+        if root_ca is not None and root_ca.key is None:
             raise errors.FailedPrecondition("the node ca needs the root ca private key")
         self._store = store
-        self._root = root_ca
+        # None: read from the cluster object when first needed (a manager that just joined
+        # serves before the cluster state has reached it through raft).
+        self._root_ca = root_ca
+
+    @property
+    def _root(self) -> RootCA:
+        if self._root_ca is None:
+            cluster = self._store.view(_only_cluster)
+            self._root_ca = RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key)
+        return self._root_ca
 
     async def IssueNodeCertificate(  # noqa: N802 - gRPC method name
         self,

@@ -10,6 +10,7 @@ by its LocalProposer, and runs the leader's components (`leader.py`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from swarmd.api import (
     control_pb2_grpc,
     dispatcher_pb2_grpc,
     logs_pb2_grpc,
+    objects_pb2,
     watch_pb2_grpc,
 )
 from swarmd.ca.rootca import RootCA
@@ -40,6 +42,8 @@ from swarmd.manager.leadership import (
 )
 from swarmd.manager.logbroker import LogBroker, LogBrokerServicer, LogsServicer
 from swarmd.manager.managerstatus import ManagerStatusReporter, RaftView
+from swarmd.manager.raftnode.membership import Membership, Promoter
+from swarmd.manager.rolemanager import RoleManager
 from swarmd.manager.store import MemoryStore
 from swarmd.manager.watchapi import WatchServicer
 from swarmd.rpc import server as rpcserver
@@ -67,21 +71,18 @@ class Manager:
         self,
         store: MemoryStore,
         security: SecurityConfig,
-        root_ca: RootCA,
         cluster_id: str,
         listeners: Listeners,
-        join_cert: tuple[bytes, bytes],
         clock: Clock | None = None,
         leadership: Leadership | None = None,
         register: Sequence[Callable[[aio.Server], None]] = (),
         raft: RaftView | None = None,
+        membership: Membership | None = None,
     ) -> None:
         self._store = store
         self._security = security
-        self._root_ca = root_ca
         self._cluster_id = cluster_id
         self._listeners = listeners
-        self._join_cert = join_cert
         self._clock = clock or SystemClock()
         # A single voter always leads; the Raft driver will hand in its own LeadershipCell.
         self._leadership: Leadership = leadership or StaticLeadership(security.credentials.node_id)
@@ -90,16 +91,46 @@ class Manager:
         # More services for the cluster port (the Raft service of this manager's replica).
         self._register = list(register)
         self._raft = raft
+        self._membership = membership
         self.ready = asyncio.Event()
         self.remote_port = 0
         self.join_port = 0
 
+    async def _start_join_port(
+        self,
+        ca: CAServicer,
+        node_ca: NodeCAServicer,
+        leadership: Leadership,
+        channels: LeaderChannels,
+    ) -> aio.Server:
+        cluster = await wait_for_cluster(self._store)
+        root = RootCA.from_pem(cluster.root_ca.ca_cert, cluster.root_ca.ca_key)
+        key_pem, chain_pem = root.join_server_cert()
+        join, self.join_port = rpcserver.join_server(
+            key_pem,
+            chain_pem,
+            self._listeners.join_api,
+            [ForwardInterceptor(leadership, channels, principal=ANONYMOUS)],
+        )
+        ca_pb2_grpc.add_CAServicer_to_server(ca, join)
+        ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
+        await join.start()
+        return join
+
     async def run(self) -> None:
-        """Serve until cancelled, then stop the listeners gracefully."""
-        control = ControlServicer(self._store, token_factory=new_join_token)
-        dispatcher = DispatcherServicer(self._store, self._root_ca.cert_pem, self._clock)
-        ca = CAServicer(self._root_ca)
-        node_ca = NodeCAServicer(self._store, self._root_ca)
+        """Serve until cancelled, then stop the listeners gracefully.
+
+        The control socket and the cluster port serve at once (the Raft service must answer
+        while a manager that just joined catches up); the join port, whose certificate comes
+        from the root CA key in the cluster object, opens once that object is in the store.
+        """
+        control = ControlServicer(
+            self._store, token_factory=new_join_token, membership=self._membership
+        )
+        root_pem = self._security.credentials.root_pem
+        dispatcher = DispatcherServicer(self._store, root_pem, self._clock)
+        ca = CAServicer(RootCA.from_pem(root_pem))
+        node_ca = NodeCAServicer(self._store)
 
         watch = WatchServicer(self._store)
         broker = self.log_broker
@@ -130,19 +161,12 @@ class Manager:
         for add in self._register:
             add(cluster)
 
-        join, self.join_port = rpcserver.join_server(
-            self._join_cert[0],
-            self._join_cert[1],
-            self._listeners.join_api,
-            [ForwardInterceptor(leadership, channels, principal=ANONYMOUS)],
-        )
-        ca_pb2_grpc.add_CAServicer_to_server(ca, join)
-        ca_pb2_grpc.add_NodeCAServicer_to_server(node_ca, join)
-
-        servers: list[aio.Server] = [local, cluster, join]
+        servers: list[aio.Server] = [local, cluster]
         try:
             for srv in servers:
                 await srv.start()
+            join = await self._start_join_port(ca, node_ca, leadership, channels)
+            servers.append(join)
             _log.info(
                 "manager serving",
                 control_socket=str(self._listeners.control_socket),
@@ -157,6 +181,11 @@ class Manager:
                 if self._raft is not None:
                     reporter = ManagerStatusReporter(self._store, self._raft)
                     made.append(Component("manager-status", reporter.run))
+                if self._membership is not None:
+                    promoter = Promoter(self._membership)
+                    roles = RoleManager(self._store, self._membership, self._clock)
+                    made.append(Component("raft-promoter", promoter.run))
+                    made.append(Component("role-manager", roles.run))
                 return made
 
             async with asyncio.TaskGroup() as tg:
@@ -170,4 +199,17 @@ class Manager:
             _log.info("manager stopped")
 
 
-__all__ = ["Listeners", "Manager"]
+async def wait_for_cluster(store: MemoryStore) -> objects_pb2.Cluster:
+    """The cluster object, waiting for it while this manager catches up (after a join)."""
+    async with store.watch(kinds={"cluster"}) as sub:
+        while True:
+            clusters = store.view(lambda tx: tx.clusters.list())
+            if clusters:
+                return clusters[0]
+            _log.info("waiting for the cluster state from the leader")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await anext(sub)
+
+
+__all__ = ["Listeners", "Manager", "wait_for_cluster"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -27,6 +27,7 @@ from swarmd.ca.security import SecurityConfig
 from swarmd.manager.leadership import LeadershipCell
 from swarmd.manager.raftnode import GrpcTransport, RaftNode, RaftServicer, RaftSettings
 from swarmd.manager.raftnode.members import MEMBER_FILE
+from swarmd.manager.raftnode.membership import Membership, RaftMembershipServicer
 from swarmd.manager.store import MemoryStore
 from swarmd.rpc.channel import manager_channel
 from swarmd.rpc.status import from_rpc_error
@@ -48,11 +49,18 @@ class Replica:
     node: RaftNode
     store: MemoryStore
     leadership: LeadershipCell
+    membership: Membership = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.membership = Membership(self.node)
 
     def register(self, server: aio.Server) -> None:
-        """Serve the Raft service (peer messages) on the cluster port."""
+        """Serve the Raft and RaftMembership services on the cluster port."""
         raft_pb2_grpc.add_RaftServicer_to_server(
             RaftServicer(self.node, self.node.address_book.get), server
+        )
+        raft_pb2_grpc.add_RaftMembershipServicer_to_server(
+            RaftMembershipServicer(self.membership), server
         )
 
     async def run(self) -> None:
@@ -106,8 +114,14 @@ async def found(raft_dir: Path, security: SecurityConfig, addr: str) -> Replica:
     return await _recover(node, cell)
 
 
-async def reopen(raft_dir: Path, security: SecurityConfig, addr: str) -> Replica:
-    """A restart: the saved identity (with this start's address) and the stored log."""
+async def reopen(
+    raft_dir: Path, security: SecurityConfig, addr: str, *, force_new_cluster: bool = False
+) -> Replica:
+    """A restart: the saved identity (with this start's address) and the stored log.
+
+    With `force_new_cluster`, this member becomes the only one (after losing quorum): every
+    other member is removed through committed entries of a new term; all data is kept.
+    """
     node, cell = await _open(raft_dir, security, None)
     saved = node.address_book.get(node.id)
     if saved is None or saved.addr != addr:
@@ -120,6 +134,9 @@ async def reopen(raft_dir: Path, security: SecurityConfig, addr: str) -> Replica
             f"raft state in {raft_dir} has no membership: this manager never finished joining; "
             "remove the state dir and join again"
         )
+    if force_new_cluster:
+        await node.force_new_cluster()
+        _log.warning("forced a new cluster with this manager as its only member")
     return await _recover(node, cell)
 
 
@@ -157,10 +174,15 @@ async def open_replica(
     *,
     new_cluster: bool,
     join_through: Sequence[str] = (),
+    force_new_cluster: bool = False,
 ) -> Replica:
     """Found, join or reopen, as the state dir and the start's flags say."""
     if has_identity(raft_dir):
-        return await reopen(raft_dir, security, addr)
+        return await reopen(raft_dir, security, addr, force_new_cluster=force_new_cluster)
+    if force_new_cluster:
+        raise errors.FailedPrecondition(
+            f"--force-new-cluster needs an existing manager state in {raft_dir}"
+        )
     if new_cluster or (has_log(raft_dir) and not join_through):
         return await found(raft_dir, security, addr)
     return await join(raft_dir, security, addr, join_through)

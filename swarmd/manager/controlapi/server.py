@@ -18,7 +18,7 @@ from swarmd.clock import Clock, SystemClock
 from swarmd.manager.controlapi.cluster import Clusters, TokenFactory
 from swarmd.manager.controlapi.configs import Configs
 from swarmd.manager.controlapi.networks import Networks
-from swarmd.manager.controlapi.nodes import Nodes
+from swarmd.manager.controlapi.nodes import Nodes, RaftMembership
 from swarmd.manager.controlapi.secrets import Secrets
 from swarmd.manager.controlapi.services import Services
 from swarmd.manager.controlapi.tasks import Tasks
@@ -36,6 +36,7 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         token_factory: makes a join token from the root CA certificate (PEM) when
             UpdateCluster rotates one (swarmd.ca.tokens.new_join_token); without it
             rotation fails with FAILED_PRECONDITION.
+        membership: the raft membership, so node demotion and removal keep quorum.
     """
 
     def __init__(
@@ -44,9 +45,10 @@ class ControlServicer(control_pb2_grpc.ControlServicer):
         *,
         clock: Clock | None = None,
         token_factory: TokenFactory | None = None,
+        membership: RaftMembership | None = None,
     ) -> None:
         clock = clock or SystemClock()
-        self._nodes = Nodes(store, clock)
+        self._nodes = Nodes(store, clock, membership)
         self._tasks = Tasks(store)
         self._services = Services(store, clock)
         self._clusters = Clusters(store, token_factory)

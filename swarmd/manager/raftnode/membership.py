@@ -204,7 +204,9 @@ class Membership:
         async with self._lock:
             for learner in sorted(self._node.conf_state.learners):
                 match = self._node.match_indexes().get(learner)
-                if match is None or self._node.last_index() - match > max_lag:
+                # A match of 0 is a learner that has acknowledged nothing yet: on a young log
+                # it is "within the lag" of the leader but may not even be reachable.
+                if not match or self._node.last_index() - match > max_lag:
                     continue
                 await self._node.promote(learner)
                 promoted.append(learner)
