@@ -64,6 +64,8 @@ class SwarmdProcess:
     remote_port: int = field(default_factory=free_port)
     join_port: int = field(default_factory=free_port)
     extra: list[str] = field(default_factory=list)
+    #: Runs the process through this prefix (e.g. `ip netns exec NS`).
+    prefix: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -80,6 +82,7 @@ class SwarmdProcess:
 
     def start(self, wait: bool = True) -> SwarmdProcess:
         args = [
+            *self.prefix,
             *SWARMD,
             "-d",
             str(self.state_dir),

@@ -8,7 +8,6 @@ swarmctl on the surviving managers, and the containers.
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import pytest
 
 from tests.e2e.cluster import IMAGE, containers, remove_node_containers
 from tests.e2e.harness import CtlResult, SwarmdProcess, wait_for
+from tests.e2e.netns import NetnsHosts
 
 pytestmark = pytest.mark.docker
 
@@ -154,39 +154,77 @@ def test_leader_killed_new_leader_serves_and_old_one_catches_up(cluster: Manager
     m1.join_addr = ""
     m1.start(wait=False)
     wait_for(
-        lambda: (r := m1.ctl("service", "inspect", "web")).rc == 0
-        and r.json()["Spec"]["Replicated"]["Replicas"] == 6,
+        lambda: (
+            (r := m1.ctl("service", "inspect", "web")).rc == 0
+            and r.json()["Spec"]["Replicated"]["Replicas"] == 6
+        ),
         timeout=60,
         what="m1 caught up",
     )
     assert cluster.leader(m1) == new_leader
 
 
-def test_partitioned_leader_cannot_commit_and_steps_down(cluster: Managers) -> None:
-    m1 = cluster.managers[0]
-    assert cluster.leader(m1) == "m1"
-    rules = [
-        ["-A", "INPUT", "-s", "127.0.0.1", "-d", f"127.0.0.{i}", "-j", "DROP"] for i in (2, 3)
-    ] + [["-A", "INPUT", "-s", f"127.0.0.{i}", "-d", "127.0.0.1", "-j", "DROP"] for i in (2, 3)]
-    for rule in rules:
-        subprocess.run(["iptables", *rule], check=True)
+@pytest.fixture
+def netns_managers(tmp_path: Path) -> Iterator[tuple[Managers, NetnsHosts]]:
+    hosts = NetnsHosts(3)
+    c = Managers(tmp_path)
     try:
-        # The isolated leader cannot commit: a write through its control socket fails.
-        r = m1.ctl("service", "create", "--name", "lost", "--image", IMAGE)
+        hosts.create()
+
+        def start(i: int, **join: str) -> SwarmdProcess:
+            p = SwarmdProcess(
+                tmp_path / f"m{i}",
+                hostname=f"m{i}",
+                host=hosts.addr(i),
+                remote_port=4242,
+                join_port=4243,
+                prefix=hosts.wrap(i, []),
+                **join,  # type: ignore[arg-type]
+            )
+            c.managers.append(p)
+            return p.start(wait=not join)
+
+        m1 = start(1)
+        token = c.tokens(m1)["manager"]
+        for i in (2, 3):
+            start(i, join_addr=m1.join_api, join_token=token)
+        wait_for(
+            lambda: all(
+                c.nodes(m1).get(f"m{i}", {}).get("ManagerStatus") in ("LEADER", "REACHABLE")
+                for i in (1, 2, 3)
+            ),
+            timeout=60,
+            what="3 managers reachable",
+        )
+        yield c, hosts
+    finally:
+        c.close()
+        hosts.close()
+
+
+def test_partitioned_leader_cannot_commit_and_steps_down(netns_managers) -> None:
+    cluster, hosts = netns_managers
+    m1, m2 = cluster.managers[0], cluster.managers[1]
+    assert cluster.leader(m1) == "m1"
+    hosts.partition(1)
+    try:
+        # The isolated leader cannot commit: a write through it fails (no quorum).
+        r = m1.ctl("--timeout", "5s", "service", "create", "--name", "lost", "--image", IMAGE)
         assert r.rc != 0
         # The majority elects a new leader and keeps serving.
-        m2 = cluster.by_name("m2")
-        wait_for(
-            lambda: cluster.leader(m2) in ("m2", "m3"), timeout=30, what="majority leader"
-        )
+        wait_for(lambda: cluster.leader(m2) in ("m2", "m3"), timeout=30, what="majority leader")
         _ok(m2.ctl("service", "create", "--name", "kept", "--image", IMAGE, "--replicas", "0"))
+        # The old leader stepped down (check-quorum): it no longer serves as leader and says so.
+        stepped = wait_for(
+            lambda: (r := m1.ctl("--timeout", "3s", "node", "ls")).rc != 0 and r,
+            timeout=15,
+            what="old leader stepped down",
+        )
+        assert "leader" in stepped.err
     finally:
-        for rule in rules:
-            subprocess.run(["iptables", "-D", *rule[1:]], check=False)
+        hosts.heal(1)
     # Healed, the old leader follows the new one and has the majority's writes, not its own.
-    wait_for(
-        lambda: m1.ctl("service", "inspect", "kept").rc == 0, timeout=60, what="m1 healed"
-    )
+    wait_for(lambda: m1.ctl("service", "inspect", "kept").rc == 0, timeout=60, what="m1 healed")
     assert m1.ctl("service", "inspect", "lost").rc != 0
     assert cluster.leader(m1) in ("m2", "m3")
 
