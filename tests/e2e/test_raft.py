@@ -242,3 +242,27 @@ def test_workers_keep_their_tasks_through_a_leader_failover(cluster: Managers) -
     after = {c["Id"] for c in containers(**{"swarmd.service.name": "web"})}
     assert len(before & after) >= 3
     wait_for(lambda: _running(m2, "web") == 5, timeout=90, what="5 running")
+
+
+def test_quorum_loss_then_force_new_cluster_keeps_every_service(cluster: Managers) -> None:
+    m1, m2, m3 = cluster.managers
+    _ok(m1.ctl("service", "create", "--name", "web", "--image", IMAGE, "--replicas", "2", *SLEEP))
+    _ok(m1.ctl("service", "create", "--name", "db", "--image", IMAGE, "--replicas", "0"))
+    _ok(m1.ctl("secret", "create", "pw", stdin="hunter2"))
+    before = sorted(s["Name"] for s in m1.ctl("service", "ls", "--format", "json").json())
+    m2.kill()
+    m3.kill()
+    # Without a quorum nothing can be written.
+    r = m1.ctl("--timeout", "5s", "service", "scale", "web=3")
+    assert r.rc != 0
+    assert m1.stop(signal.SIGTERM) == 0
+    m1.extra = ["--force-new-cluster"]
+    m1.start()
+    m1.extra = []
+    after = sorted(s["Name"] for s in m1.ctl("service", "ls", "--format", "json").json())
+    assert after == before
+    assert [s["Name"] for s in m1.ctl("secret", "ls", "--format", "json").json()] == ["pw"]
+    # It leads alone and takes writes again; its services keep running.
+    _ok(m1.ctl("service", "scale", "web=3"))
+    assert cluster.leader(m1) == "m1"
+    wait_for(lambda: _running(m1, "web") == 3, timeout=90, what="web at 3 after recovery")
