@@ -49,7 +49,7 @@ def on_check_quorum(raft: Raft, msg: Message) -> None:
             pr.recent_active = False
 
 
-def _check_conf_change(raft: Raft, data: bytes, position: int) -> None:
+def _check_conf_change(raft: Raft, data: bytes) -> None:
     if raft.pending_conf_index > raft.log.applied:
         raise ConfChangeRejected(
             f"a conf change at index {raft.pending_conf_index} is not applied yet "
@@ -60,7 +60,6 @@ def _check_conf_change(raft: Raft, data: bytes, position: int) -> None:
     except ValueError as err:
         raise ConfChangeRejected(f"invalid conf change entry: {err}") from err
     confchange.validate(raft.tracker.conf_state(), change)
-    raft.pending_conf_index = raft.log.last_index() + position + 1
 
 
 def on_propose(raft: Raft, msg: Message) -> None:
@@ -78,9 +77,12 @@ def on_propose(raft: Raft, msg: Message) -> None:
         raise ProposalDropped(
             f"raft member {raft.id:x} is transferring leadership to {raft.lead_transferee:x}"
         )
-    for position, entry in enumerate(msg.entries):
-        if entry.type is EntryType.CONF_CHANGE:
-            _check_conf_change(raft, entry.data, position)
+    changes = [i for i, e in enumerate(msg.entries) if e.type is EntryType.CONF_CHANGE]
+    if len(changes) > 1:
+        raise ConfChangeRejected("one conf change per proposal")
+    if changes:
+        _check_conf_change(raft, msg.entries[changes[0]].data)
+        raft.pending_conf_index = raft.log.last_index() + changes[0] + 1
     raft.append_entries(list(msg.entries))
     raft.bcast_append()
 
