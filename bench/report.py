@@ -74,7 +74,7 @@ def _goals(name: str, med: dict[str, float]) -> list[str]:
 
 def totals_table(report: dict[str, Any]) -> str:
     head = (
-        f"{'scenario (s, min / median / max)':<24}"
+        f"{'scenario (s: min/med/max)':<28}"
         + "".join(f"{s:>22}" for s in SYSTEMS)
         + f"{'swarmd/swarm':>14}{'swarmd/raw':>12}  goals"
     )
@@ -84,7 +84,7 @@ def totals_table(report: dict[str, Any]) -> str:
         by = _by_system(sc)
         if not set(by) <= set(SYSTEMS):  # variants of a diagnosis, not the three systems
             cells_other = [f"{k} {_mmm(v)}" for k, v in by.items()]
-            others.append(f"{sc['name']:<24}" + ";  ".join(cells_other))
+            others.append(f"{sc['name']:<28}" + ";  ".join(cells_other))
             continue
         med = {k: _median(v) for k, v in by.items()}
         cells = {k: _mmm(by.get(k)) for k in SYSTEMS}
@@ -96,7 +96,7 @@ def totals_table(report: dict[str, Any]) -> str:
             f"{med['swarmd'] / med['raw']:.2f}x" if "swarmd" in med and med.get("raw") else "-"
         )
         lines.append(
-            f"{sc['name']:<24}"
+            f"{sc['name']:<28}"
             + "".join(f"{cells[k]:>22}" for k in SYSTEMS)
             + f"{ratio_swarm:>14}{ratio_raw:>12}  "
             + ", ".join(_goals(sc["name"], med))

@@ -465,7 +465,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     unknown = set(args.only) - {*SCENARIOS, DIAGNOSE}
     if unknown:
-        p.error(f"unknown scenario(s) {','.join(sorted(unknown))}; choose from {SCENARIOS}")
+        known = ",".join([*SCENARIOS, DIAGNOSE])
+        p.error(f"unknown scenario(s) {','.join(sorted(unknown))}; choose from {known}")
     return args
 
 
