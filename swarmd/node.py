@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 from collections.abc import Callable
 
 import structlog
@@ -87,16 +88,57 @@ class Node:
         if joined_managers:
             remotes.update([*remotes.addrs(), *joined_managers])
 
+        renewer = Renewer(security, cfg.state_dir, lambda: self._renewal_channel(remotes, security))
+
+        def on_node(node: objects_pb2.Node) -> None:
+            # A promotion or demotion: the new role comes with a renewed certificate.
+            if node.spec.desired_role != _cert_role(security):
+                _log.info("desired role differs from the certificate; renewing")
+                renewer.request_renewal()
+
         async with asyncio.TaskGroup() as tg:
-            if creds.is_manager:
-                await self._start_manager(tg, security, fresh_cluster, joined_managers)
-            tg.create_task(self._run_agent(creds.node_id, remotes, security), name="agent")
             tg.create_task(
-                Renewer(
-                    security, cfg.state_dir, lambda: self._renewal_channel(remotes, security)
-                ).run(),
-                name="renewer",
+                self._supervise_manager(security, fresh_cluster, joined_managers, remotes),
+                name="manager-role",
             )
+            tg.create_task(self._run_agent(creds.node_id, remotes, security, on_node), name="agent")
+            tg.create_task(renewer.run(), name="renewer")
+
+    async def _supervise_manager(
+        self,
+        security: SecurityConfig,
+        fresh: bootstrap.ClusterBootstrap | None,
+        joined_managers: list[str],
+        remotes: Remotes,
+    ) -> None:
+        """Run the manager while this node's certificate says manager; follow role changes.
+
+        A promotion (a renewed manager certificate) starts a manager that joins the raft
+        cluster through the known managers; a demotion (a worker certificate, or this raft
+        member removed) stops it and discards its raft state, so a later promotion joins anew.
+        """
+        cfg = self._cfg
+        own = cfg.advertised_remote_api()
+        first = True
+        while True:
+            if not security.credentials.is_manager:
+                await security.wait_changed()
+                continue
+            join_through = joined_managers if first else [a for a in remotes.addrs() if a != own]
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    replica = await self._start_manager(
+                        tg, security, fresh if first else None, join_through
+                    )
+                    await _until_demoted(security, replica)
+                    raise _Demoted
+            except* _Demoted:
+                pass
+            first = False
+            self.manager = None
+            _log.info("manager stopped: this node is no longer a manager")
+            await asyncio.to_thread(shutil.rmtree, cfg.raft_dir, True)
+            remotes.update([a for a in remotes.addrs() if a != own] or remotes.addrs())
 
     async def _describe(self, executor: Executor) -> types_pb2.NodeDescription:
         """The engine's view of this node, with the operator's hostname and our addresses."""
@@ -111,7 +153,13 @@ class Node:
         desc.addresses.append(cfg.advertised_remote_api())
         return desc
 
-    async def _run_agent(self, node_id: str, remotes: Remotes, security: SecurityConfig) -> None:
+    async def _run_agent(
+        self,
+        node_id: str,
+        remotes: Remotes,
+        security: SecurityConfig,
+        on_node: Callable[[objects_pb2.Node], None],
+    ) -> None:
         cfg = self._cfg
         (cfg.state_dir / TASKS_DB).parent.mkdir(mode=0o700, exist_ok=True)
         async with contextlib.AsyncExitStack() as stack:
@@ -127,6 +175,7 @@ class Node:
                 lambda: self._describe(executor),
                 Worker(executor, db, reporter),
                 reporter,
+                on_node,
             )
             await self.agent.run()
 
@@ -143,7 +192,7 @@ class Node:
         security: SecurityConfig,
         fresh: bootstrap.ClusterBootstrap | None,
         join_through: list[str],
-    ) -> None:
+    ) -> Replica:
         cfg = self._cfg
         replica = await open_replica(
             cfg.raft_dir,
@@ -173,6 +222,7 @@ class Node:
             membership=replica.membership,
         )
         tg.create_task(self.manager.run(), name="manager")
+        return replica
 
     async def _create_cluster(
         self, store: MemoryStore, fresh: bootstrap.ClusterBootstrap, raft_id: int
@@ -214,6 +264,24 @@ class Node:
             tx.nodes.update(node)
 
         await store.update(fn)
+
+
+class _Demoted(Exception):
+    """Ends the manager's task group when the node stops being a manager."""
+
+
+def _cert_role(security: SecurityConfig) -> int:
+    if security.credentials.is_manager:
+        return types_pb2.NODE_ROLE_MANAGER
+    return types_pb2.NODE_ROLE_WORKER
+
+
+async def _until_demoted(security: SecurityConfig, replica: Replica) -> None:
+    """Return once the certificate is a worker's or this raft member was removed."""
+    while security.credentials.is_manager and not replica.node.removed:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await security.wait_changed()
 
 
 async def _run_replica(replica: Replica) -> None:

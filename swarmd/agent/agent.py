@@ -23,7 +23,7 @@ from swarmd.agent.logs import LogPublisher
 from swarmd.agent.remotes import Remotes
 from swarmd.agent.reporter import StatusReporter
 from swarmd.agent.worker import Worker
-from swarmd.api import dispatcher_pb2, dispatcher_pb2_grpc, logs_pb2_grpc, types_pb2
+from swarmd.api import dispatcher_pb2, dispatcher_pb2_grpc, logs_pb2_grpc, objects_pb2, types_pb2
 from swarmd.rpc.backoff import Backoff
 from swarmd.rpc.status import from_rpc_error
 
@@ -51,12 +51,15 @@ class Agent:
         describe: Describe,
         worker: Worker | None = None,
         reporter: StatusReporter | None = None,
+        on_node: Callable[[objects_pb2.Node], None] | None = None,
     ) -> None:
         self._remotes = remotes
         self._channel_factory = channel_factory
         self._describe = describe
         self._worker = worker
         self._reporter = reporter or StatusReporter()
+        # Told of this node's own object (its desired role) from the dispatcher.
+        self._on_node = on_node
         self._logs = LogPublisher(worker.controllers) if worker is not None else None
         self._backoff = Backoff(0.1, 8.0)
         self._description: types_pb2.NodeDescription | None = None
@@ -105,6 +108,8 @@ class Agent:
                 raise SessionLostError("dispatcher closed the session")
             self.session_id = first.session_id
             self._remotes.update([m.addr for m in first.managers])
+            if first.HasField("node") and self._on_node is not None:
+                self._on_node(first.node)
             self._backoff.reset()
             self.connected.set()
             _log.info("session established", manager=addr, session_id=self.session_id)
@@ -159,6 +164,8 @@ class Agent:
                 raise SessionLostError("dispatcher closed the session")
             if msg.managers:
                 self._remotes.update([m.addr for m in msg.managers])
+            if msg.HasField("node") and self._on_node is not None:
+                self._on_node(msg.node)
 
     async def _heartbeats(self, stub: dispatcher_pb2_grpc.DispatcherAsyncStub) -> None:
         while True:

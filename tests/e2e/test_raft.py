@@ -266,3 +266,64 @@ def test_quorum_loss_then_force_new_cluster_keeps_every_service(cluster: Manager
     _ok(m1.ctl("service", "scale", "web=3"))
     assert cluster.leader(m1) == "m1"
     wait_for(lambda: _running(m1, "web") == 3, timeout=90, what="web at 3 after recovery")
+
+
+def _managers_view(c: Managers, via: SwarmdProcess) -> dict[str, str]:
+    return {h: n["ManagerStatus"] for h, n in c.nodes(via).items() if n["Role"] == "manager"}
+
+
+def test_more_managers_join_then_demote_promote_and_remove(cluster: Managers) -> None:
+    m1 = cluster.managers[0]
+    cluster.add("m4", "127.0.0.6", "manager")
+    cluster.add("m5", "127.0.0.7", "manager")
+    wait_for(
+        lambda: (
+            sorted(_managers_view(cluster, m1)) == ["m1", "m2", "m3", "m4", "m5"]
+            and all(s in ("LEADER", "REACHABLE") for s in _managers_view(cluster, m1).values())
+        ),
+        timeout=90,
+        what="5 reachable managers",
+    )
+    # Demote m5: it leaves raft, becomes a worker and stays in the cluster.
+    _ok(m1.ctl("node", "demote", "m5"))
+    wait_for(
+        lambda: (
+            cluster.nodes(m1)["m5"]["Role"] == "worker" and "m5" not in _managers_view(cluster, m1)
+        ),
+        timeout=60,
+        what="m5 demoted",
+    )
+    wait_for(
+        lambda: cluster.nodes(m1)["m5"]["Status"] == "READY", timeout=60, what="m5 still READY"
+    )
+    # Promote it again: it gets a manager certificate and joins raft anew.
+    _ok(m1.ctl("node", "promote", "m5"))
+    wait_for(
+        lambda: _managers_view(cluster, m1).get("m5") in ("LEADER", "REACHABLE"),
+        timeout=90,
+        what="m5 a reachable manager again",
+    )
+    # Remove m4: stop it, demote it, then remove its node.
+    cluster.by_name("m4").kill()
+    _ok(m1.ctl("node", "demote", "m4"))
+    wait_for(lambda: "m4" not in _managers_view(cluster, m1), timeout=60, what="m4 out of raft")
+    wait_for(lambda: cluster.nodes(m1)["m4"]["Status"] == "DOWN", timeout=30, what="m4 down")
+    _ok(m1.ctl("node", "rm", "m4"))
+    assert "m4" not in cluster.nodes(m1)
+    # 4 managers left; the cluster still writes.
+    _ok(m1.ctl("service", "create", "--name", "after", "--image", IMAGE, "--replicas", "0"))
+
+
+def test_demotion_that_would_lose_quorum_is_refused(cluster: Managers) -> None:
+    m1, _, m3 = cluster.managers
+    m3.kill()
+    wait_for(
+        lambda: _managers_view(cluster, m1).get("m3") == "UNREACHABLE",
+        timeout=30,
+        what="m3 unreachable",
+    )
+    r = m1.ctl("node", "demote", "m2")
+    assert r.rc == 1
+    assert "quorum" in r.err
+    assert r.err.count("\n") == 1
+    assert cluster.nodes(m1)["m2"]["Role"] == "manager"

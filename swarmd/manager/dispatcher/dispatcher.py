@@ -132,13 +132,22 @@ class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):
                 managers=managers,
                 root_ca=self._root_ca,
             )
+            desired = node.spec.desired_role if node is not None else None
             while self._tracker.is_current(node_id, session_id):
-                # Re-announce the manager list when it changes; otherwise idle.
+                # Re-announce the manager list and the node's desired role when they change
+                # (the agent renews its certificate to take a new role); otherwise idle.
                 await asyncio.sleep(self._period)
+                update = dispatcher_pb2.SessionMessage(session_id=session_id)
                 now_managers = self._managers()
                 if now_managers != managers:
                     managers = now_managers
-                    yield dispatcher_pb2.SessionMessage(session_id=session_id, managers=managers)
+                    update.managers.extend(managers)
+                current = self._store.view(lambda tx: tx.nodes.get(node_id))
+                if current is not None and current.spec.desired_role != desired:
+                    desired = current.spec.desired_role
+                    update.node.CopyFrom(current)
+                if update.managers or update.HasField("node"):
+                    yield update
             log.info("session superseded")
         finally:
             if self._tracker.end_session(node_id, session_id):
