@@ -27,7 +27,7 @@ SWARMCTL := $(BIN)/swarmctl -s $(SOCK)
 export GRPC_VERBOSITY ?= ERROR
 
 .PHONY: help dev proto check-proto fmt lint check docker image test test-unit test-e2e sim up down \
-	status bench bench-workload clean
+	status bench bench-workload bench-raft clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (fresh Debian 12 as root: 'make up' or 'make test')"
@@ -217,6 +217,9 @@ bench: dev docker image ## Control-plane benchmark: swarmd vs Docker Swarm (writ
 
 bench-workload: dev docker image ## Workload benchmark: swarmd vs Docker Swarm vs raw Docker
 	@$(PY) -m bench.workload $(BENCH_ARGS)
+
+bench-raft: dev docker image ## Raft failover, commit throughput and snapshot benchmark
+	@$(PY) -m bench.raft $(BENCH_ARGS)
 
 clean: ## Remove caches and build output (keeps .venv)
 	@rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info
