@@ -384,6 +384,17 @@ def parse_scale(text: str) -> tuple[str, int]:
         ) from None
 
 
+def parse_revision(text: str) -> int:
+    """`--to REVISION` for `service rollback`: a revision number from `service history`."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise FlagError(f"invalid revision {text!r}: must be a revision number") from None
+    if value < 1:
+        raise FlagError(f"invalid revision {text!r}: revisions start at 1")
+    return value
+
+
 __all__ = [
     "FlagError",
     "choice",
@@ -403,5 +414,6 @@ __all__ = [
     "parse_port",
     "parse_port_ref",
     "parse_ratio",
+    "parse_revision",
     "parse_scale",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from swarmctl import flags, resolve
+from swarmctl import flags, resolve, specdiff
 from swarmctl.client import Client
 from swarmctl.command import Parser, add_group, add_list_options, add_verb
 from swarmctl.commands import serviceflags
@@ -47,6 +47,17 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     serviceflags.add_spec_flags(p, update=True)
     p.add_argument("--force", action="store_true", help="redeploy the tasks even if unchanged")
     p.add_argument("--rollback", action="store_true", help="go back to the previous spec")
+    pause = p.add_mutually_exclusive_group()
+    pause.add_argument("--pause", action="store_true", help="pause the update in progress")
+    pause.add_argument("--resume", action="store_true", help="resume a paused update")
+    p = add_verb(verbs, "rollback", rollback, "go back to the previous (or a given) revision")
+    p.add_argument("service", help="name, id or id prefix")
+    p.add_argument(
+        "--to", type=flags.parse_revision, default=0, metavar="REVISION", help="revision to restore"
+    )
+    p = add_verb(verbs, "history", history, "list a service's kept revisions and their changes")
+    p.add_argument("service", help="name, id or id prefix")
+    add_list_options(p)
     p = add_verb(verbs, "scale", scale, "set the replica count of services")
     p.add_argument(
         "scales", nargs="+", type=flags.parse_scale, metavar="SERVICE=REPLICAS", help="e.g. web=5"
@@ -147,6 +158,17 @@ async def update(client: Client, ns: argparse.Namespace) -> str:
     serviceflags.apply(ns, spec)
     if ns.force:
         spec.task.force_update += 1
+    if ns.pause or ns.resume:
+        if spec != service.spec or ns.rollback:
+            raise errors.InvalidArgument("--pause and --resume cannot be combined with changes")
+        action = control_pb2.UpdateServiceRequest.UpdateAction
+        req = control_pb2.UpdateServiceRequest(
+            service_id=service.id,
+            service_version=service.meta.version,
+            update_action=action.UPDATE_ACTION_PAUSE if ns.pause else action.UPDATE_ACTION_RESUME,
+        )
+        resp = await client.control.UpdateService(req, timeout=client.timeout)
+        return f"{resp.service.id}\n"
     if ns.rollback:
         if spec != service.spec:
             raise errors.InvalidArgument("--rollback cannot be combined with other changes")
@@ -154,6 +176,53 @@ async def update(client: Client, ns: argparse.Namespace) -> str:
     else:
         updated = await _write(client, service, spec)
     return f"{updated.id}\n"
+
+
+async def rollback(client: Client, ns: argparse.Namespace) -> str:
+    """Roll back to the previous spec, or to `--to REVISION`, per the rollback config."""
+    service = await resolve.resolve(client, resolve.SERVICE, ns.service)
+    req = control_pb2.UpdateServiceRequest(
+        service_id=service.id,
+        service_version=service.meta.version,
+        rollback=control_pb2.UpdateServiceRequest.ROLLBACK_PREVIOUS,
+        rollback_to_revision=ns.to,
+    )
+    resp = await client.control.UpdateService(req, timeout=client.timeout)
+    return (
+        f"{resp.service.spec.annotations.name} rolled back to revision {ns.to or 'previous'}"
+        f" (now revision {resp.service.revision})\n"
+    )
+
+
+HISTORY_COLUMNS = (
+    Column("REVISION", "Revision"),
+    Column("CREATED", "Created"),
+    Column("IMAGE", "Image"),
+    Column("CHANGES", "Changes"),
+)
+
+
+async def history(client: Client, ns: argparse.Namespace) -> str:
+    """The kept revisions, oldest first, each with what it changed from the one before."""
+    service = await resolve.resolve(client, resolve.SERVICE, ns.service)
+    rows = []
+    previous: specs_pb2.ServiceSpec | None = None
+    for rev in service.history:
+        changes = ["created"] if previous is None else specdiff.diff(previous, rev.spec)
+        current = "  (current)" if rev.revision == service.revision else ""
+        rows.append(
+            {
+                "ID": str(rev.revision),
+                "Revision": f"{rev.revision}{current}",
+                "Created": rev.created_at.ToDatetime().strftime("%Y-%m-%d %H:%M:%S"),
+                "Image": rev.spec.task.container.image,
+                "Changes": "; ".join(changes)
+                if ns.format == "json"
+                else specdiff.summarize(changes, 70),
+            }
+        )
+        previous = rev.spec
+    return render_list(HISTORY_COLUMNS, rows, ns.format, ns.quiet)
 
 
 async def scale(client: Client, ns: argparse.Namespace) -> str:
@@ -189,11 +258,13 @@ async def rm(client: Client, ns: argparse.Namespace) -> str:
 __all__ = [
     "LS_COLUMNS",
     "create",
+    "history",
     "inspect",
     "ls",
     "mode_of",
     "register",
     "rm",
+    "rollback",
     "scale",
     "service_document",
     "update",

@@ -37,6 +37,8 @@ FAILURE_ACTIONS = {
     "continue": _Update.FAILURE_ACTION_CONTINUE,
     "rollback": _Update.FAILURE_ACTION_ROLLBACK,
 }
+# A rollback that fails cannot roll back again.
+ROLLBACK_FAILURE_ACTIONS = {k: v for k, v in FAILURE_ACTIONS.items() if k != "rollback"}
 
 _LIST_FLAGS: tuple[tuple[str, str, Callable[[str], object], str], ...] = (
     ("label", "KEY=VALUE", flags.parse_key_value, "service label"),
@@ -102,6 +104,24 @@ _SCALAR_FLAGS: tuple[tuple[str, tuple[str, Callable[[str], object]], str], ...] 
     ),
     ("update-monitor", _DURATION, "time to monitor an updated task for failure"),
     ("update-max-failure-ratio", ("RATIO", flags.parse_ratio), "failures tolerated (0 to 1)"),
+    ("rollback-parallelism", _COUNT, "tasks rolled back at once (0: all)"),
+    ("rollback-delay", _DURATION, "delay between rollbacks"),
+    (
+        "rollback-order",
+        ("stop-first|start-first", flags.choice("rollback order", UPDATE_ORDERS)),
+        "stop the old task first, or start the new one first, when rolling back",
+    ),
+    (
+        "rollback-failure-action",
+        ("pause|continue", flags.choice("rollback failure action", ROLLBACK_FAILURE_ACTIONS)),
+        "what to do when a rollback fails",
+    ),
+    ("rollback-monitor", _DURATION, "time to monitor a rolled-back task for failure"),
+    (
+        "rollback-max-failure-ratio",
+        ("RATIO", flags.parse_ratio),
+        "failures tolerated during a rollback (0 to 1)",
+    ),
     ("health-cmd", ("COMMAND", str), "healthcheck command (run by the shell)"),
     ("health-interval", _DURATION, "time between checks"),
     ("health-timeout", _DURATION, "time a check may take"),
@@ -364,20 +384,21 @@ def _apply_restart(ns: argparse.Namespace, task: specs_pb2.TaskSpec) -> None:
 
 
 def _apply_update_config(ns: argparse.Namespace, spec: specs_pb2.ServiceSpec) -> None:
-    u = spec.update
-    for flag, field in (
-        ("update_parallelism", "parallelism"),
-        ("update_order", "order"),
-        ("update_failure_action", "failure_action"),
-        ("update_max_failure_ratio", "max_failure_ratio"),
-    ):
-        value = _get(ns, flag)
-        if value is not None:
-            setattr(u, field, value)
-    if _get(ns, "update_delay") is not None:
-        _set_duration(u.delay, _get(ns, "update_delay"))
-    if _get(ns, "update_monitor") is not None:
-        _set_duration(u.monitor, _get(ns, "update_monitor"))
+    # The same flags for the update config and, prefixed rollback-, the rollback config.
+    for prefix, config in (("update", spec.update), ("rollback", spec.rollback)):
+        for flag, field in (
+            ("parallelism", "parallelism"),
+            ("order", "order"),
+            ("failure_action", "failure_action"),
+            ("max_failure_ratio", "max_failure_ratio"),
+        ):
+            value = _get(ns, f"{prefix}_{flag}")
+            if value is not None:
+                setattr(config, field, value)
+        if _get(ns, f"{prefix}_delay") is not None:
+            _set_duration(config.delay, _get(ns, f"{prefix}_delay"))
+        if _get(ns, f"{prefix}_monitor") is not None:
+            _set_duration(config.monitor, _get(ns, f"{prefix}_monitor"))
 
 
 _HEALTH_FLAGS = (

@@ -25,9 +25,17 @@ LS_COLUMNS = (
     Column("NODE", "Node"),
     Column("DESIRED STATE", "DesiredState"),
     Column("CURRENT STATE", "CurrentState"),
+    Column("HEALTH", "Health"),
     Column("ERROR", "Error"),
 )
 _STATES = {enum_name(types_pb2.TaskState.DESCRIPTOR, v): v for v in types_pb2.TaskState.values()}
+
+
+def _health(task: objects_pb2.Task) -> str:
+    """healthy / unhealthy / starting for a task with a healthcheck; empty without one."""
+    if task.status.health == types_pb2.HEALTH_STATE_NONE:
+        return ""
+    return enum_name(types_pb2.HealthState.DESCRIPTOR, task.status.health)
 
 
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
@@ -88,6 +96,7 @@ def task_rows(
                 "Node": node_names.get(t.node_id, t.node_id),
                 "DesiredState": state_name(t.desired_state),
                 "CurrentState": f"{state_name(t.status.state)} {since}".strip(),
+                "Health": _health(t),
                 "Error": t.status.err,
             }
         )

@@ -156,11 +156,15 @@ def test_task_rows_name_node_states_and_error() -> None:
         "Node": "host-1",
         "DesiredState": "RUNNING",
         "CurrentState": "REJECTED 3 minutes ago",
+        "Health": "",
         "Error": "no such image",
     }
     assert row_g["Name"] == "agent.n9"
     assert row_g["Node"] == "n9"
     assert row_g["CurrentState"] == "NEW"
+    g.status.health = types_pb2.HEALTH_STATE_UNHEALTHY
+    [row_g] = task_rows([g], {"s2": "agent"}, {}, now)
+    assert row_g["Health"] == "unhealthy"
 
 
 def test_cluster_document_puts_join_tokens_on_top() -> None:

@@ -135,3 +135,20 @@ def test_parser_refuses_unknown_abbreviated_and_bad_values() -> None:
         parser.parse_args(["service", "create", "--name", "w", "--rep", "2"])
     with pytest.raises(UsageError, match="argument --update-order: invalid update order 'random'"):
         parser.parse_args(["service", "create", "--name", "w", "--update-order", "random"])
+
+
+def test_rollback_flags_set_the_rollback_config_only() -> None:
+    spec = _create(
+        "--update-parallelism", "2",
+        "--rollback-parallelism", "1", "--rollback-delay", "3s", "--rollback-order", "start-first",
+        "--rollback-failure-action", "continue", "--rollback-monitor", "10s",
+        "--rollback-max-failure-ratio", "0.5",
+    )  # fmt: skip
+    assert spec.update.parallelism == 2
+    r = spec.rollback
+    assert (r.parallelism, r.delay.seconds, r.monitor.seconds) == (1, 3, 10)
+    assert r.order == types_pb2.UpdateConfig.UPDATE_ORDER_START_FIRST
+    assert r.failure_action == types_pb2.UpdateConfig.FAILURE_ACTION_CONTINUE
+    assert r.max_failure_ratio == pytest.approx(0.5)
+    with pytest.raises(UsageError, match="rollback failure action"):
+        _create("--rollback-failure-action", "rollback")
