@@ -88,7 +88,7 @@ def test_update_to_a_crashing_command_rolls_back_by_itself(cluster: Cluster) -> 
     def rolled_back() -> dict | None:
         svc = json.loads(cluster.ctl("service", "inspect", "web").out)
         state = svc.get("UpdateStatus", {}).get("State", "")
-        return svc if state == "rollback_completed" else None
+        return svc if state == "rollback-completed" else None
 
     svc = wait_for(rolled_back, timeout=120, interval=0.5, what="automatic rollback completed")
     assert svc["Spec"]["Task"]["Container"]["Command"] == ["sleep"]
