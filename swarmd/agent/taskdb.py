@@ -5,22 +5,30 @@ it had (and so which containers are its own to adopt) before any manager answers
 the same in BoltDB (`worker/tasks.db`). One file per node under the state dir, WAL mode. SQLite
 connections are bound to a thread, so every call runs on the database's own single thread, off
 the event loop.
+
+Writes are group-committed: the writes that arrive while a commit is on its way to the disk go
+together into the next transaction, and each caller returns once its own write is durable.
+With synchronous=FULL every commit costs an fsync, so 50 tasks reporting their states at once
+wait for a few commits instead of a queue of 50 (benchmarks.md, "Workload path").
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from swarmd import errors
 from swarmd.api import objects_pb2, types_pb2
 
 _T = TypeVar("_T")
+
+_Write = tuple[str, tuple[Any, ...]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -48,6 +56,9 @@ class TaskDB:
         self._path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskdb")
         self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[list[_Write], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
 
     @classmethod
     async def open(cls, path: Path) -> TaskDB:
@@ -76,35 +87,74 @@ class TaskDB:
             raise errors.FailedPrecondition("task database is closed")
         return self._conn
 
+    async def _write(self, writes: list[_Write]) -> None:
+        """Apply `writes` in one transaction, shared with the writes queued meanwhile."""
+        self._db()  # fail at once when closed
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((writes, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush(), name="taskdb-flush")
+        # Shielded: a cancelled caller's write is committed all the same, with the others.
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            writes = [w for ws, _ in batch for w in ws]
+            try:
+                await self._run(functools.partial(self._commit, writes))
+            except Exception as err:  # noqa: BLE001 - handed to every writer of the batch
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(err)
+            else:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    def _commit(self, writes: list[_Write]) -> None:
+        conn = self._db()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql, params in writes:
+                conn.execute(sql, params)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     async def put_task(self, task: objects_pb2.Task) -> None:
         """Record a task as assigned (keeping its last status)."""
-        data = task.SerializeToString()
+        await self.put_tasks([task])
 
-        def fn() -> None:
-            self._db().execute(
-                "INSERT INTO tasks (id, task, assigned) VALUES (?, ?, 1) "
-                "ON CONFLICT(id) DO UPDATE SET task = excluded.task, assigned = 1",
-                (task.id, data),
-            )
-
-        await self._run(fn)
+    async def put_tasks(self, tasks: list[objects_pb2.Task]) -> None:
+        """Record tasks as assigned (keeping their last status), in one transaction."""
+        if not tasks:
+            return
+        await self._write(
+            [
+                (
+                    "INSERT INTO tasks (id, task, assigned) VALUES (?, ?, 1) "
+                    "ON CONFLICT(id) DO UPDATE SET task = excluded.task, assigned = 1",
+                    (task.id, task.SerializeToString()),
+                )
+                for task in tasks
+            ]
+        )
 
     async def put_status(self, task_id: str, status: types_pb2.TaskStatus) -> None:
         """Record a task's latest status (the task row must exist)."""
         data = status.SerializeToString()
-        await self._run(
-            lambda: self._db().execute("UPDATE tasks SET status = ? WHERE id = ?", (data, task_id))
-        )
+        await self._write([("UPDATE tasks SET status = ? WHERE id = ?", (data, task_id))])
 
     async def set_assigned(self, task_id: str, assigned: bool) -> None:
-        await self._run(
-            lambda: self._db().execute(
-                "UPDATE tasks SET assigned = ? WHERE id = ?", (int(assigned), task_id)
-            )
+        await self._write(
+            [("UPDATE tasks SET assigned = ? WHERE id = ?", (int(assigned), task_id))]
         )
 
     async def delete(self, task_id: str) -> None:
-        await self._run(lambda: self._db().execute("DELETE FROM tasks WHERE id = ?", (task_id,)))
+        await self._write([("DELETE FROM tasks WHERE id = ?", (task_id,))])
 
     async def load(self) -> list[StoredTask]:
         """Every stored task, in id order."""
@@ -125,6 +175,13 @@ class TaskDB:
         return await self._run(fn)
 
     async def close(self) -> None:
+        """Finish the queued writes and close; a second close does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
         def fn() -> None:
             if self._conn is not None:
                 self._conn.close()

@@ -72,22 +72,25 @@ class Worker:
 
     async def assign(self, msg: dispatcher_pb2.AssignmentsMessage) -> None:
         """Apply one assignments message."""
+        changes = [
+            c for c in msg.changes if c.assignment.HasField("task") and c.assignment.task.id
+        ]  # secrets and configs are delivered by a later issue
+        # Every task of the message is in the database before any of their managers starts,
+        # and in one transaction: one fsync for the lot, not one each.
+        await self._db.put_tasks([c.assignment.task for c in changes if c.action != _REMOVE])
         seen: set[str] = set()
-        for change in msg.changes:
+        for change in changes:
             task = change.assignment.task
-            if not change.assignment.HasField("task") or not task.id:
-                continue  # secrets and configs are delivered by a later issue
             seen.add(task.id)
             if change.action == _REMOVE:
                 await self._remove(task.id)
             else:
-                await self._update(task)
+                self._update(task)
         if msg.type == _COMPLETE:
             for task_id in [t for t in self._managers if t not in seen]:
                 await self._remove(task_id)
 
-    async def _update(self, task: objects_pb2.Task) -> None:
-        await self._db.put_task(task)
+    def _update(self, task: objects_pb2.Task) -> None:
         current = self._managers.get(task.id)
         if current is not None:
             current[0].update(task)
