@@ -4,7 +4,9 @@ DockerController and DockerExecutor call these coroutines; nothing else in swarm
 engine's request API (the event stream has its own client and thread, events.py). Why a
 dedicated pool: the Docker SDK blocks, and the loop's default executor is shared by everyone
 (measurements.md section 5: more than 4-6 parallel calls only add latency, and the SDK's
-connection pool must be at least as large as the number of threads using it).
+connection pool must be at least as large as the number of threads using it). The pool runs
+the calls that move a task forward (start, stop, kill, inspect) before queued creates, pulls
+and lists (callpool.py), so containers start while others are still being created.
 
 Every call has two timeouts: the client's HTTP timeout (`call_timeout`, applied to each socket
 operation by the SDK; `stop` adds the grace period itself) and an overall deadline on the
@@ -24,14 +26,15 @@ import asyncio
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import docker.models.containers
 import structlog
 
 from swarmd.agent.exec import TemporaryError
+from swarmd.dockerexec.callpool import NORMAL, URGENT, CallPool
 from swarmd.errors import FailedPrecondition, NotFound
 
 _log = structlog.get_logger(component="dockerexec")
@@ -87,7 +90,7 @@ class DockerAdapter:
         self.call_timeout = call_timeout
         self.pull_timeout = pull_timeout
         self._workers = workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dockerexec")
+        self._pool = CallPool(workers, "dockerexec")
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
         self._closed = False
@@ -109,12 +112,17 @@ class DockerAdapter:
             return self._client
 
     async def _run(
-        self, op: str, fn: Callable[[docker.DockerClient], T], deadline: float | None = None
+        self,
+        op: str,
+        fn: Callable[[docker.DockerClient], T],
+        deadline: float | None = None,
+        *,
+        urgent: bool = False,
     ) -> T:
         if self._closed:
             raise TemporaryError(f"docker {op}: the docker executor is closed")
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._pool, functools.partial(self._call, op, fn))
+        job = self._pool.submit(URGENT if urgent else NORMAL, functools.partial(self._call, op, fn))
+        fut = asyncio.wrap_future(job)
         budget = deadline if deadline is not None else self.call_timeout + 5.0
         try:
             async with asyncio.timeout(budget):
@@ -177,11 +185,18 @@ class DockerAdapter:
     # -- containers ------------------------------------------------------------------------
 
     async def create(self, kwargs: Mapping[str, Any]) -> str:
-        """Create a container from `containers.create()` kwargs; returns its id."""
+        """Create a container from `containers.create()` kwargs; returns its id.
+
+        Through the low-level API: `containers.create()` inspects the new container before it
+        returns, a second engine call nobody here needs.
+        """
 
         def call(c: docker.DockerClient) -> str:
-            container = c.containers.create(**kwargs)
-            return str(container.id)
+            args: dict[str, Any] = {"command": None, **kwargs, "version": c.api.api_version}
+            # The SDK's own translation of containers.create() arguments (host config etc.).
+            low = docker.models.containers._create_container_args(args)  # type: ignore[attr-defined]
+            resp: Mapping[str, Any] = c.api.create_container(**low)
+            return str(resp["Id"])
 
         return await self._run(f"create {kwargs.get('name', '')}", call)
 
@@ -195,7 +210,7 @@ class DockerAdapter:
             except docker.errors.NotFound:
                 return None
 
-        return await self._run(f"inspect {ref}", call)
+        return await self._run(f"inspect {ref}", call, urgent=True)
 
     async def list_by_labels(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         """Every container (running or not) carrying all of `labels`, as the list API gives."""
@@ -208,7 +223,7 @@ class DockerAdapter:
 
     async def start(self, ref: str) -> None:
         """Start a container (a running one is left alone by the engine)."""
-        await self._run(f"start {ref}", lambda c: c.api.start(ref))
+        await self._run(f"start {ref}", lambda c: c.api.start(ref), urgent=True)
 
     async def stop(self, ref: str, grace: int) -> None:
         """Stop signal, then SIGKILL after `grace` seconds; a no-op when not running."""
@@ -216,11 +231,12 @@ class DockerAdapter:
             f"stop {ref}",
             lambda c: c.api.stop(ref, timeout=grace),
             deadline=grace + self.call_timeout + 5.0,
+            urgent=True,
         )
 
     async def kill(self, ref: str) -> None:
         """SIGKILL the container's process."""
-        await self._run(f"kill {ref}", lambda c: c.api.kill(ref))
+        await self._run(f"kill {ref}", lambda c: c.api.kill(ref), urgent=True)
 
     async def remove(self, ref: str) -> None:
         """Force-remove the container with its anonymous volumes; a no-op when it is gone."""
@@ -241,7 +257,7 @@ class DockerAdapter:
         if self._closed:
             return
         self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()
         with self._client_lock:
             if self._client is not None:
                 self._client.close()
