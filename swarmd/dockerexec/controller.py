@@ -5,6 +5,14 @@ found by its labels (swarmd.task.id and this node's swarmd.node.id), never by na
 restarted agent adopts the container an earlier run created instead of creating a second one.
 Waiting is event-driven (events.py): start() and wait() subscribe to the task's engine events
 before they look at the container, so an exit between the look and the wait is not missed.
+
+Engine calls are few on the common path, a new task (benchmarks.md, "Workload path"): a task
+this agent never prepared (state below PREPARING when the controller is made) cannot have a
+container yet, so prepare() creates without the label lookup (a container left by a lost
+create answer is still adopted through the name conflict); the executor's PresentImages saves
+the image inspect; and the inspect made right after start serves the RUNNING report and the
+start of wait(), whose event subscription start() opened before it and hands over. A fresh
+task costs create, start and one inspect.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from swarmd.api import objects_pb2, types_pb2
 from swarmd.dockerexec import container as spec
 from swarmd.dockerexec.adapter import DockerAdapter, EngineConflict, EngineError
 from swarmd.dockerexec.events import HEALTHY, RESYNC, UNHEALTHY, EngineEvent, EventHub
+from swarmd.dockerexec.images import PresentImages
 from swarmd.dockerexec.logs import read_logs
 from swarmd.errors import FailedPrecondition, NotFound
 
@@ -40,12 +49,21 @@ class DockerController:
     """Runs one task as one container. See swarmd.agent.exec.controller for the contract."""
 
     def __init__(
-        self, adapter: DockerAdapter, hub: EventHub, task: objects_pb2.Task, node_id: str
+        self,
+        adapter: DockerAdapter,
+        hub: EventHub,
+        task: objects_pb2.Task,
+        node_id: str,
+        *,
+        images: PresentImages | None = None,
     ) -> None:
         self.task = task
         self._adapter = adapter
         self._hub = hub
         self._node_id = node_id
+        self._images = images or PresentImages(ttl=0.0)
+        # PREPARING is recorded before prepare() runs, so below it no container was made.
+        self._fresh = task.status.state < types_pb2.TASK_STATE_PREPARING
         # Computed up front: an invalid spec fails controller creation (InvalidTask), which
         # rejects the task before anything is created.
         self._kwargs = spec.create_kwargs(task, node_id)
@@ -53,6 +71,14 @@ class DockerController:
         self._image: str = self._kwargs["image"]
         self._grace = spec.stop_grace_seconds(task.spec.container)
         self._container_id: str | None = None
+        # The container is known to be as prepare() created it: never started.
+        self._just_created = False
+        # What observe() reports without asking the engine again, until the next action.
+        self._runtime: RuntimeStatus | None = None
+        # start()'s event subscription and its last inspect, handed over to wait().
+        self._held: contextlib.ExitStack | None = None
+        self._held_events: asyncio.Queue[EngineEvent] | None = None
+        self._held_info: Info | None = None
         self._log = _log.bind(task_id=task.id, container=self._name)
 
     @property
@@ -96,12 +122,34 @@ class DockerController:
 
     async def prepare(self) -> None:
         """Adopt the task's container if it exists; else ensure the image and create it."""
-        if await self._lookup() is not None:
+        self._forget()
+        if not self._fresh and await self._lookup() is not None:
             self._log.info("adopted existing container", container_id=self._container_id)
             return
-        await self._ensure_image()
+        trusted = await self._ensure_image()
+        try:
+            created = await self._create_or_adopt()
+        except NotFound:
+            if not trusted:
+                raise
+            # The image was removed since it was seen (the engine: 404 "no such image").
+            self._images.forget(self._image)
+            await self._ensure_image()
+            created = await self._create_or_adopt()
+        if not created or self._container_id is None:
+            self._log.info("adopted existing container", container_id=self._container_id)
+            return
+        self._just_created = True
+        self._runtime = RuntimeStatus(
+            container=types_pb2.ContainerStatus(container_id=self._container_id)
+        )
+        self._log.info("container created", container_id=self._container_id)
+
+    async def _create_or_adopt(self) -> bool:
+        """Create the container (True), or adopt ours that already has its name (False)."""
         try:
             self._container_id = await self._adapter.create(self._kwargs)
+            return True
         except EngineConflict as err:
             # The name is taken: by our own container (an earlier create whose answer was
             # lost), which we adopt, or by a stranger, which we must not touch.
@@ -112,12 +160,16 @@ class DockerController:
                     f"that does not belong to task {self.task.id}"
                 ) from err
             self._container_id = str(info["Id"])
-        self._log.info("container created", container_id=self._container_id)
+            return False
 
-    async def _ensure_image(self) -> None:
+    async def _ensure_image(self) -> bool:
+        """Make sure the image is there; True when only PresentImages said so."""
         # decisions.md: use the local image when present, pull only when missing.
+        if self._image in self._images:
+            return True
         if await self._adapter.inspect_image(self._image) is not None:
-            return
+            self._images.seen(self._image)
+            return False
         self._log.info("pulling image", image=self._image)
         try:
             await self._adapter.pull(self._image)
@@ -125,20 +177,47 @@ class DockerController:
             raise ImageNotFound(self._image, _reason(err)) from err
         if await self._adapter.inspect_image(self._image) is None:
             raise ImageNotFound(self._image, "the pull finished but the image is not there")
+        self._images.seen(self._image)
+        return False
 
     async def start(self) -> None:
         """Start the container once; with a health check, return when it is healthy."""
-        with self._hub.subscribe(self.task.id) as events:
-            info = await self._require()
-            if not spec.has_started(info):
-                await self._adapter.start(str(info["Id"]))
+        just_created, container_id = self._just_created, self._container_id
+        self._forget()
+        stack = contextlib.ExitStack()
+        try:
+            events = stack.enter_context(self._hub.subscribe(self.task.id))
+            if not just_created or container_id is None:
+                info = await self._require()
+                container_id = str(info["Id"])
+                if spec.has_started(info):
+                    container_id = None
+            if container_id is not None:
+                await self._adapter.start(container_id)
                 self._log.info("container started")
-            if not spec.has_healthcheck(info):
+            # Taken after the start, inside the subscription: what wait() would look at first.
+            after = await self._require()
+            if spec.has_healthcheck(after):
+                await self._until_healthy(events, after)
                 return
-            await self._until_healthy(events)
+            self._runtime = self._runtime_of(after)
+            self._held, self._held_events, self._held_info = stack, events, after
+            stack = contextlib.ExitStack()  # handed over: not closed here
+        finally:
+            stack.close()
 
-    async def _until_healthy(self, events: asyncio.Queue[EngineEvent]) -> None:
-        info: Info | None = await self._require()
+    def _forget(self) -> None:
+        """Drop what start() kept for observe() and wait(): an action makes it stale."""
+        self._just_created = False
+        self._runtime = None
+        self._held_events = None
+        self._held_info = None
+        if self._held is not None:
+            held, self._held = self._held, None
+            held.close()
+
+    async def _until_healthy(self, events: asyncio.Queue[EngineEvent], first: Info) -> None:
+        info: Info | None = first
         while True:
             if info is not None:
                 health = spec.health_state(info)
@@ -161,8 +240,17 @@ class DockerController:
 
     async def wait(self) -> None:
         """Until the container exits: 0 returns, anything else raises ExitError."""
-        with self._hub.subscribe(self.task.id) as events:
-            info: Info | None = await self._require()
+        held, held_events, held_info = self._held, self._held_events, self._held_info
+        self._held = None
+        self._forget()
+        with contextlib.ExitStack() as stack:
+            info: Info | None
+            if held is not None and held_events is not None:
+                stack.push(held)  # closed when this wait ends, however it ends
+                events, info = held_events, held_info
+            else:
+                events = stack.enter_context(self._hub.subscribe(self.task.id))
+                info = await self._require()
             oom = False
             while True:
                 if info is not None:
@@ -193,6 +281,7 @@ class DockerController:
 
     async def shutdown(self) -> None:
         """`docker stop` with the task's stop signal and grace period; no-op if not running."""
+        self._forget()
         info = await self._lookup()
         if info is None or not spec.is_running(info):
             return
@@ -204,6 +293,7 @@ class DockerController:
 
     async def terminate(self) -> None:
         """`docker kill`; a no-op when the container is gone or not running."""
+        self._forget()
         info = await self._lookup()
         if info is None or not spec.is_running(info):
             return
@@ -214,6 +304,7 @@ class DockerController:
 
     async def remove(self) -> None:
         """Force-remove the container and its anonymous volumes; no-op when it is gone."""
+        self._forget()
         info = await self._lookup()
         if info is None:
             return
@@ -226,13 +317,22 @@ class DockerController:
         self._log.info("container removed")
 
     async def close(self) -> None:
-        """Nothing is held between calls: subscriptions live only inside start()/wait()."""
+        """Release the event subscription start() kept for a wait() that never came."""
+        self._forget()
 
     async def observe(self) -> RuntimeStatus:
-        """Container id, pid, exit code, bound host ports and health, from one inspect."""
+        """Container id, pid, exit code, bound host ports and health, from one inspect.
+
+        Right after prepare() or start(), what that step already learnt, without an inspect.
+        """
+        if self._runtime is not None:
+            return self._runtime
         info = await self._lookup()
         if info is None:
             return RuntimeStatus()
+        return self._runtime_of(info)
+
+    def _runtime_of(self, info: Info) -> RuntimeStatus:
         return RuntimeStatus(
             container=spec.container_status(info),
             ports=spec.published_ports(info, self.task),

@@ -27,6 +27,7 @@ from swarmd.dockerexec.adapter import (
 from swarmd.dockerexec.container import LABEL_NODE_ID, LABEL_TASK_ID
 from swarmd.dockerexec.controller import DockerController
 from swarmd.dockerexec.events import EventHub, EventStream
+from swarmd.dockerexec.images import PresentImages
 from swarmd.errors import FailedPrecondition
 
 _log = structlog.get_logger(component="dockerexec")
@@ -86,6 +87,7 @@ class DockerExecutor:
             base_url, workers=workers, call_timeout=call_timeout, pull_timeout=pull_timeout
         )
         self.hub = EventHub()
+        self.images = PresentImages()
         self.events = EventStream(self.hub, node_id, lambda: self.adapter.new_client(timeout=None))
         self._started = False
 
@@ -125,7 +127,7 @@ class DockerExecutor:
         """A DockerController for `task`; raises InvalidTask for a task it cannot run."""
         if not self._started:
             raise FailedPrecondition("docker executor is not started")
-        return DockerController(self.adapter, self.hub, task, self.node_id)
+        return DockerController(self.adapter, self.hub, task, self.node_id, images=self.images)
 
     async def list_containers(self) -> list[ContainerRecord]:
         """Every container of this node (any state), sorted by task id."""

@@ -13,7 +13,8 @@ from swarmd.api import types_pb2 as t
 from swarmd.dockerexec.adapter import EngineConflict, PullError
 from swarmd.dockerexec.controller import DockerController
 from swarmd.dockerexec.events import RESYNC, EngineEvent, EventHub
-from swarmd.errors import FailedPrecondition
+from swarmd.dockerexec.images import PresentImages
+from swarmd.errors import FailedPrecondition, NotFound
 
 NODE = "n1"
 
@@ -214,3 +215,140 @@ async def test_shutdown_and_remove_are_noops_without_container(adapter, hub):
     await ctlr.remove()
     assert set(names(adapter)) == {"list"}
     assert (await ctlr.observe()).container is None
+
+
+# -- the engine calls of a new task ------------------------------------------------------------
+
+
+def new_task(state=t.TASK_STATE_ASSIGNED):
+    task = make_task()
+    task.status.state = state
+    return task
+
+
+class StartingAdapter(StubAdapter):
+    """A stub whose start really makes the container run, as the engine would."""
+
+    async def start(self, ref):
+        await super().start(ref)
+        self.containers[ref] = container(cid=ref, running=True, started=True)
+
+
+async def run_to_running(ctlr, task):
+    """do() from the task's state until it is RUNNING; returns the statuses."""
+    statuses = []
+    while task.status.state < t.TASK_STATE_RUNNING:
+        status = await do(task, ctlr)
+        task.status.CopyFrom(status)
+        statuses.append(status)
+    return statuses
+
+
+async def test_a_new_task_costs_create_start_and_one_inspect(hub):
+    adapter = StartingAdapter()
+    adapter.images.add("app:1")
+    images = PresentImages()
+    images.seen("app:1")
+    task = new_task()
+    ctlr = DockerController(adapter, hub, task, NODE, images=images)
+    statuses = await run_to_running(ctlr, task)
+    assert names(adapter) == ["create", "start", "inspect"]
+    by_state = {t.TaskState.Name(s.state): s for s in statuses}
+    assert by_state["TASK_STATE_STARTING"].container.container_id == "c1"
+    assert by_state["TASK_STATE_RUNNING"].container.pid == 7
+    # wait() uses the inspect made after the start and the subscription opened before it.
+    waiting = asyncio.create_task(ctlr.wait())
+    await asyncio.sleep(0.01)
+    assert names(adapter) == ["create", "start", "inspect"]
+    hub.publish(EngineEvent("die", "c1", "t1", exit_code=3))
+    with pytest.raises(ExitError, match=r"non-zero exit \(3\)"):
+        await asyncio.wait_for(waiting, 5)
+    assert hub.subscribers == 0
+
+
+async def test_an_exit_between_start_and_wait_is_not_missed(hub):
+    adapter = StartingAdapter()
+    adapter.images.add("app:1")
+    task = new_task(t.TASK_STATE_PREPARING)
+    ctlr = DockerController(adapter, hub, task, NODE)
+    await run_to_running(ctlr, task)
+    hub.publish(EngineEvent("die", "c1", "t1", exit_code=0))  # before wait() is called
+    await asyncio.wait_for(ctlr.wait(), 5)
+    assert hub.subscribers == 0
+
+
+async def test_close_releases_the_subscription_kept_for_wait(hub):
+    adapter = StartingAdapter()
+    adapter.images.add("app:1")
+    task = new_task()
+    ctlr = DockerController(adapter, hub, task, NODE)
+    await run_to_running(ctlr, task)
+    assert hub.subscribers == 1
+    await ctlr.close()
+    assert hub.subscribers == 0
+
+
+async def test_shutdown_instead_of_wait_releases_the_subscription(hub):
+    adapter = StartingAdapter()
+    adapter.images.add("app:1")
+    task = new_task()
+    ctlr = DockerController(adapter, hub, task, NODE)
+    await run_to_running(ctlr, task)
+    assert hub.subscribers == 1
+    await ctlr.shutdown()  # desired state moved on: no wait() comes
+    assert hub.subscribers == 0
+    assert "stop" in names(adapter)
+
+
+async def test_a_task_seen_preparing_looks_for_its_container_first(adapter, hub):
+    adapter.images.add("app:1")
+    adapter.containers["c1"] = container(running=True, started=True)
+    ctlr = DockerController(adapter, hub, new_task(t.TASK_STATE_PREPARING), NODE)
+    await ctlr.prepare()
+    assert names(adapter) == ["list", "inspect"]
+    assert ctlr.container_id == "c1"
+
+
+async def test_a_new_task_whose_container_exists_adopts_it_through_the_name(adapter, hub):
+    # A create whose answer was lost before the agent recorded PREPARING.
+    adapter.images.add("app:1")
+    adapter.create_error = EngineConflict("docker create: name in use", 409)
+    adapter.containers["web.1.t1"] = container(cid="c9", running=True, started=True)
+    adapter.containers["c9"] = adapter.containers["web.1.t1"]
+    ctlr = DockerController(adapter, hub, new_task(), NODE)
+    await ctlr.prepare()
+    assert ctlr.container_id == "c9"
+    await ctlr.start()
+    assert "start" not in names(adapter)  # it already runs: never started twice
+
+
+async def test_the_image_is_inspected_once_per_executor(hub):
+    adapter = StubAdapter()
+    adapter.images.add("app:1")
+    images = PresentImages()
+    for i in range(3):
+        task = new_task()
+        task.id = f"t{i}"
+        await DockerController(adapter, hub, task, NODE, images=images).prepare()
+    assert names(adapter) == ["inspect_image", "create", "create", "create"]
+
+
+async def test_an_image_gone_since_it_was_seen_is_pulled_again(hub):
+    adapter = StubAdapter()
+    images = PresentImages()
+    images.seen("app:1")  # but the engine no longer has it: create answers 404
+    real_create = adapter.create
+    refusals = []
+
+    async def create(kwargs):
+        if "app:1" not in adapter.images:
+            refusals.append(kwargs["name"])
+            raise NotFound("docker object", "create", "docker create: no such image: app:1")
+        return await real_create(kwargs)
+
+    adapter.create = create
+    ctlr = DockerController(adapter, hub, new_task(), NODE, images=images)
+    await ctlr.prepare()
+    assert refusals == ["web.1.t1"]
+    assert names(adapter) == ["inspect_image", "pull", "inspect_image", "create"]
+    assert ctlr.container_id == "c1"
