@@ -13,6 +13,8 @@ Closing: cancel `run()`, then `close()`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,8 +66,27 @@ class Replica:
         )
 
     async def run(self) -> None:
-        """Drive the raft member until cancelled."""
-        await self.node.run()
+        """Drive the raft member until cancelled, following the cluster's raft settings."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.node.run(), name="raft-node")
+            tg.create_task(self._follow_settings(), name="raft-settings")
+
+    async def _follow_settings(self) -> None:
+        """Apply the cluster spec's raft config (`swarmctl cluster update --snapshot-interval`)."""
+        while True:
+            # A closed or overflowing watch (a snapshot install) only means: read again.
+            with contextlib.suppress(errors.Unavailable, StopAsyncIteration):
+                async with self.store.watch(kinds={"cluster"}) as sub:
+                    while True:
+                        self._adjust_from_store()
+                        await anext(sub)
+
+    def _adjust_from_store(self) -> None:
+        for cluster in self.store.view(lambda tx: tx.clusters.list())[:1]:
+            try:
+                self.node.adjust(RaftSettings.from_spec(cluster.spec.raft))
+            except ValueError as err:
+                _log.warning("raft settings of the cluster spec ignored", error=str(err))
 
     async def wait_leader(self) -> None:
         """Wait until this member leads and has applied everything before its term."""

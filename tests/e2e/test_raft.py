@@ -327,3 +327,34 @@ def test_demotion_that_would_lose_quorum_is_refused(cluster: Managers) -> None:
     assert "quorum" in r.err
     assert r.err.count("\n") == 1
     assert cluster.nodes(m1)["m2"]["Role"] == "manager"
+
+
+def test_a_follower_far_behind_catches_up_from_a_snapshot(cluster: Managers) -> None:
+    m1, _, m3 = cluster.managers
+    _ok(
+        m1.ctl(
+            "cluster",
+            "update",
+            "--snapshot-interval",
+            "20",
+            "--log-entries-for-slow-followers",
+            "5",
+        )
+    )
+    m3.stop(signal.SIGTERM)
+    # Far more changes than the leader keeps in its log: m3 can only catch up from a snapshot.
+    for i in range(40):
+        _ok(m1.ctl("secret", "create", f"s{i}", stdin="x"))
+    m3.join_addr = ""
+    m3.start(wait=False)
+    wait_for(
+        lambda: (r := m3.ctl("secret", "ls", "-q")).rc == 0 and len(r.out.split()) == 40,
+        timeout=60,
+        what="m3 has every secret",
+    )
+    # It got there by installing the leader's snapshot (the log alone no longer reaches back).
+    wait_for(
+        lambda: "store restored from raft snapshot" in m3.logs(),
+        timeout=30,
+        what="m3 installed a snapshot",
+    )

@@ -24,6 +24,7 @@ core, the address book and the transport.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import random
 from collections import deque
@@ -824,6 +825,25 @@ class RaftNode:
     def conf_state(self) -> ConfState:
         """The membership as of the applied index."""
         return self._conf
+
+    def adjust(self, settings: RaftSettings) -> None:
+        """Take new settings from the cluster spec while running.
+
+        The snapshot cadence, the entries kept for slow followers, the tick interval and the
+        proposal timeout apply at once; the election and heartbeat ticks are the core's
+        configuration and apply from this member's next start.
+        """
+        keep = self._settings
+        self._settings = dataclasses.replace(
+            settings, election_tick=keep.election_tick, heartbeat_tick=keep.heartbeat_tick
+        )
+        if self._settings != keep:
+            self._log.info(
+                "raft settings changed",
+                snapshot_interval=self._settings.snapshot_interval,
+                keep_entries=self._settings.keep_entries,
+                tick_interval=self._settings.tick_interval,
+            )
 
     def status(self) -> Status:
         """The core's status (term, commit, applied, progress when leader)."""
