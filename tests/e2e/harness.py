@@ -126,9 +126,11 @@ class SwarmdProcess:
             time.sleep(0.1)
         raise AssertionError(f"swarmd not ready in {timeout}s ({last}):\n{self.logs()}")
 
-    def logs(self) -> str:
+    def logs(self, tail: int = 6000) -> str:
+        """The end of the process's log (`tail` characters; 0 for all of it)."""
         try:
-            return self.log_path.read_text(errors="replace")[-6000:]
+            text = self.log_path.read_text(errors="replace")
+            return text[-tail:] if tail else text
         except OSError:
             return ""
 

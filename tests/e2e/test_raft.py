@@ -354,7 +354,7 @@ def test_a_follower_far_behind_catches_up_from_a_snapshot(cluster: Managers) -> 
     )
     # It got there by installing the leader's snapshot (the log alone no longer reaches back).
     wait_for(
-        lambda: "store restored from raft snapshot" in m3.logs(),
+        lambda: "store restored from raft snapshot" in m3.logs(tail=0),
         timeout=30,
         what="m3 installed a snapshot",
     )
