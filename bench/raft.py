@@ -13,7 +13,10 @@ Run with `make bench-raft` or `.venv/bin/python -m bench.raft [--only PHASE ...]
   store action each) with 1 and 64 concurrent clients, same cluster.
 - inproc: three RaftNodes over GrpcTransport with mTLS in this process (bench/raft_inproc.py),
   through MemoryStore.update and through RaftNode.propose directly, 1 and 64 proposers.
-- snapshot: a store of 100,000 tasks: size, take, write, send (chunked), install.
+- snapshot: a store of 100,000 tasks: size, take, write, send (chunked), install
+  (bench/raft_snapshot.py).
+- catchup: the same end to end with RaftNodes: two members commit 100,000 tasks and snapshot,
+  a third starts empty and is caught up by the snapshot; longest event-loop stall meanwhile.
 
 Writes .bench/raft-<timestamp>.json and .bench/raft-latest.json and prints a summary.
 """
@@ -34,11 +37,12 @@ import grpc
 
 from bench.harness import REPO, Machine, host_info, summary
 from bench.raft_cluster import ELECTION_EVENTS, ManagerCluster
-from bench.raft_inproc import commit_throughput, run_load, snapshot_100k
+from bench.raft_inproc import commit_throughput, run_load
+from bench.raft_snapshot import snapshot_100k, snapshot_catch_up
 from swarmd import log as swarmlog
 from swarmd.api import control_pb2, specs_pb2
 
-PHASES = ["failover", "busy", "api", "inproc", "snapshot"]
+PHASES = ["failover", "busy", "api", "inproc", "snapshot", "catchup"]
 SWARM_FAILOVER_S = 15.0  # Docker Swarm's median as the issue gives it (12.5-16.0 s, 5 runs)
 FAILOVER_GOAL_S = 1.5
 ATTEMPT_EVERY_S = 0.05
@@ -154,7 +158,7 @@ async def busy_check(c: ManagerCluster, seconds: float) -> dict[str, Any]:
             p.kill()
             await p.wait()
     events = [e for e in c.raft_events() if e.at >= start_wall and e.event in ELECTION_EVENTS]
-    out = {
+    out: dict[str, Any] = {
         "seconds": seconds,
         "leader_before": leader_before,
         "leaders_seen": sorted(leaders),
@@ -235,6 +239,16 @@ async def amain(args: argparse.Namespace) -> int:
             f"(store {snap['take_s']}, serialize {snap['serialize_s']}, write {snap['write_s']}), "
             f"install {snap['install_total_s']} s (send {snap['send_s']}, write "
             f"{snap['install_write_s']}, parse {snap['parse_s']}, restore {snap['restore_s']})",
+            flush=True,
+        )
+    if "catchup" in only:
+        cu = await snapshot_catch_up(args.tasks)
+        report["catchup"] = cu
+        print(
+            f"  catch-up of a new member from a {args.tasks}-task snapshot: {cu['catch_up_s']} s "
+            f"(longest loop stall {cu['catch_up_stall_s']} s); leader snapshot "
+            f"{cu['snapshot_taken_s']} s (stall {cu['snapshot_stall_s']} s); "
+            f"term {cu['term_before']}->{cu['term_after']}",
             flush=True,
         )
     print_summary(report)

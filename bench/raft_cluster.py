@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -95,7 +96,7 @@ class ManagerCluster:
             return False
         return True
 
-    async def _until(self, pred, within: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    async def _until(self, pred: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
         deadline = time.monotonic() + within
         while not await pred():
             if time.monotonic() > deadline:

@@ -10,10 +10,7 @@ time. Two paths are measured:
 - `propose`: `RaftNode.propose([one StoreAction])` directly, the raft log alone (the store then
   applies each entry as a committed one).
 
-`snapshot_100k` fills a MemoryStore with 100,000 tasks and times the snapshot path of a manager:
-take the store snapshot, serialize it as the raft node does, write it durably (RaftStorage),
-send it to a peer over GrpcTransport (chunked, 4 MiB threshold), parse it and restore it into a
-fresh store.
+`InProcessCluster` is also used by bench/raft_snapshot.py.
 """
 
 from __future__ import annotations
@@ -36,22 +33,10 @@ from swarmd.ca import bootstrap
 from swarmd.ca.certstore import credentials_from_pem
 from swarmd.ca.rootca import Role, generate_key, key_to_pem, new_csr
 from swarmd.ca.security import SecurityConfig
-from swarmd.manager.raftnode import DurableStorage, GrpcTransport, RaftNode, RaftServicer
+from swarmd.manager.raftnode import GrpcTransport, RaftNode, RaftServicer
 from swarmd.manager.raftnode.settings import RaftSettings
 from swarmd.manager.store import MemoryStore
-from swarmd.raft import (
-    ConfState,
-    Entry,
-    HardState,
-    Message,
-    MessageType,
-    RaftID,
-    Snapshot,
-    SnapshotMetadata,
-)
 from swarmd.rpc import server as rpcserver
-
-SNAPSHOT_FORMAT = 1
 
 
 def _security(boot: bootstrap.ClusterBootstrap, node_id: str) -> SecurityConfig:
@@ -130,31 +115,36 @@ class InProcessCluster:
         self.stores: dict[int, MemoryStore] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._servers: list[aio.Server] = []
+        self.members: dict[int, types_pb2.RaftMember] = {}
 
-    async def start(self) -> None:
-        boot = bootstrap.init_cluster_ca("mgr-1", "127.0.0.1")
+    async def start(self, ids: tuple[int, ...] = (1, 2, 3)) -> None:
+        """Create the CA and the three members' identities; start the members in `ids`."""
+        self._boot = bootstrap.init_cluster_ca("mgr-1", "127.0.0.1")
         ports = {i: free_port() for i in (1, 2, 3)}
-        members = [
-            types_pb2.RaftMember(raft_id=i, node_id=f"node-{i}", addr=f"127.0.0.1:{ports[i]}")
+        self.members = {
+            i: types_pb2.RaftMember(raft_id=i, node_id=f"node-{i}", addr=f"127.0.0.1:{ports[i]}")
             for i in (1, 2, 3)
-        ]
-        for m in members:
-            security = _security(boot, m.node_id)
-            node = await RaftNode.open(
-                self.root / m.node_id, GrpcTransport(security), self.settings, member=m
-            )
-            await node.bootstrap(members)
-            store = MemoryStore(proposer=node)
-            await node.recover(store)
-            server, _ = rpcserver.cluster_server(security, boot.cluster_id, m.addr)
-            raft_pb2_grpc.add_RaftServicer_to_server(
-                RaftServicer(node, node.address_book.get), server
-            )
-            await server.start()
-            self._servers.append(server)
-            self.nodes[m.raft_id], self.stores[m.raft_id] = node, store
-        for i, node in self.nodes.items():
-            self._tasks.append(asyncio.create_task(node.run(), name=f"raft-{i}"))
+        }
+        for i in ids:
+            await self.start_member(i)
+
+    async def start_member(self, i: int) -> RaftNode:
+        """Open, bootstrap (all three are founders), serve and run member `i`."""
+        m = self.members[i]
+        security = _security(self._boot, m.node_id)
+        node = await RaftNode.open(
+            self.root / m.node_id, GrpcTransport(security), self.settings, member=m
+        )
+        await node.bootstrap(list(self.members.values()))
+        store = MemoryStore(proposer=node)
+        await node.recover(store)
+        server, _ = rpcserver.cluster_server(security, self._boot.cluster_id, m.addr)
+        raft_pb2_grpc.add_RaftServicer_to_server(RaftServicer(node, node.address_book.get), server)
+        await server.start()
+        self._servers.append(server)
+        self.nodes[i], self.stores[i] = node, store
+        self._tasks.append(asyncio.create_task(node.run(), name=f"raft-{i}"))
+        return node
 
     async def leader(self, within: float = 30.0) -> int:
         deadline = time.monotonic() + within
@@ -163,7 +153,7 @@ class InProcessCluster:
             if len(leaders) == 1:
                 return leaders[0]
             if time.monotonic() > deadline:
-                raise RuntimeError("no single raft leader within {within}s")
+                raise RuntimeError(f"no single raft leader within {within}s")
             await asyncio.sleep(0.02)
 
     async def close(self) -> None:
@@ -216,140 +206,3 @@ async def commit_throughput(
         if root is None:
             shutil.rmtree(tmp, ignore_errors=True)
     return results
-
-
-def _task(i: int) -> objects_pb2.Task:
-    """A task as the orchestrator and dispatcher leave it: spec, node, status, names."""
-    t = objects_pb2.Task(
-        id=f"{i:025x}",
-        service_id=f"svc{i // 1000:022x}",
-        slot=i % 1000 + 1,
-        node_id=f"node{i % 50:021x}",
-        desired_state=types_pb2.TASK_STATE_RUNNING,
-    )
-    t.spec.container.image = "swarmd-busybox:latest"
-    t.spec.container.command.extend(["sleep", "100000"])
-    t.annotations.name = f"web-{i // 1000}.{i % 1000 + 1}"
-    t.service_annotations.name = f"web-{i // 1000}"
-    t.status.state = types_pb2.TASK_STATE_RUNNING
-    t.status.message = "started"
-    t.status.container.container_id = f"{i:064x}"
-    t.status.timestamp.FromNanoseconds(1_700_000_000_000_000_000 + i)
-    return t
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
-class _Receiver:
-    """A RaftHandler that notes when the (reassembled) snapshot message arrives."""
-
-    def __init__(self) -> None:
-        self.got: asyncio.Future[tuple[Message, float]] = asyncio.get_running_loop().create_future()
-
-    def receive(self, msg: Message) -> None:
-        if msg.type is MessageType.SNAP and not self.got.done():
-            self.got.set_result((msg, time.perf_counter()))
-
-    def report_unreachable(self, peer: RaftID) -> None: ...
-
-    def report_snapshot(self, peer: RaftID, *, failed: bool) -> None: ...
-
-
-async def snapshot_100k(tasks: int = 100_000, root: Path | None = None) -> dict[str, Any]:
-    """Size and times of a store snapshot of `tasks` tasks: take, write, send, install."""
-    tmp = root or Path(tempfile.mkdtemp(prefix="swarmd-bench-snap-"))
-    machine = Machine.start()
-    out: dict[str, Any] = {"tasks": tasks}
-    try:
-        store = MemoryStore()
-        t0 = time.perf_counter()
-        for start in range(0, tasks, 1000):
-            actions = [
-                store_pb2.StoreAction(action=store_pb2.STORE_ACTION_KIND_CREATE, task=_task(i))
-                for i in range(start, min(tasks, start + 1000))
-            ]
-            store.apply_committed(actions, store.version + 1)
-        out["fill_s"] = round(time.perf_counter() - t0, 2)
-        index = store.version
-
-        snap, out["take_s"] = _timed(store.snapshot)
-        data, out["serialize_s"] = _timed(
-            lambda: store_pb2.Snapshot(
-                version=SNAPSHOT_FORMAT, store=snap, store_version=index
-            ).SerializeToString()
-        )
-        out["bytes"] = len(data)
-        out["mib"] = round(len(data) / 2**20, 1)
-
-        storage = await DurableStorage.open(tmp / "leader")
-        # the log holds the entries the snapshot covers (one per 1,000-task transaction)
-        entries = [Entry(term=1, index=i) for i in range(1, index + 1)]
-        await storage.append(entries, HardState(term=1, vote=RaftID(1), commit=index))
-        t0 = time.perf_counter()
-        await storage.create_snapshot(index, ConfState(voters=frozenset({RaftID(1)})), data, keep=0)
-        out["write_s"] = round(time.perf_counter() - t0, 3)
-        await storage.close()
-
-        # the leader -> new member transfer over mTLS gRPC, in chunks (4 MiB threshold)
-        boot = bootstrap.init_cluster_ca("mgr-1", "127.0.0.1")
-        sec1, sec2 = _security(boot, "node-1"), _security(boot, "node-2")
-        port = free_port()
-        server, _ = rpcserver.cluster_server(sec2, boot.cluster_id, f"127.0.0.1:{port}")
-        receiver = _Receiver()
-        book = {1: types_pb2.RaftMember(raft_id=1, node_id="node-1", addr="127.0.0.1:1")}
-        raft_pb2_grpc.add_RaftServicer_to_server(RaftServicer(receiver, book.get), server)
-        await server.start()
-        transport = GrpcTransport(sec1)
-        sender = asyncio.create_task(transport.run(_Receiver()))
-        try:
-            transport.set_peer(RaftID(2), f"127.0.0.1:{port}")
-            # a heartbeat first so the channel is up: the figure is the transfer itself
-            transport.send(Message(type=MessageType.HEARTBEAT, to=RaftID(2), from_=RaftID(1)))
-            await asyncio.sleep(1.0)
-            meta = SnapshotMetadata(index=index, term=1, conf_state=ConfState(frozenset({1, 2})))
-            msg = Message(
-                type=MessageType.SNAP,
-                to=RaftID(2),
-                from_=RaftID(1),
-                term=1,
-                snapshot=Snapshot(metadata=meta, data=data),
-            )
-            t0 = time.perf_counter()
-            transport.send(msg)
-            got, arrived = await asyncio.wait_for(receiver.got, 120)
-            out["send_s"] = round(arrived - t0, 3)
-        finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-            await server.stop(None)
-
-        # install on the new member: durable first (as RaftNode._persist), then the store
-        assert got.snapshot is not None
-        storage2 = await DurableStorage.open(tmp / "joiner")
-        t0 = time.perf_counter()
-        await storage2.apply_snapshot(got.snapshot)
-        out["install_write_s"] = round(time.perf_counter() - t0, 3)
-        await storage2.close()
-        payload, out["parse_s"] = _timed(lambda: store_pb2.Snapshot.FromString(got.snapshot.data))
-        fresh = MemoryStore()
-        _, out["restore_s"] = _timed(lambda: fresh.restore(payload.store, index))
-        restored = fresh.view(lambda tx: len(tx.tasks.list()))
-        if restored != tasks:
-            raise RuntimeError(f"restored store holds {restored} tasks, not {tasks}")
-        out["restored_tasks"] = restored
-        for k in ("take_s", "serialize_s", "parse_s", "restore_s"):
-            out[k] = round(out[k], 3)
-        out["take_total_s"] = round(out["take_s"] + out["serialize_s"] + out["write_s"], 3)
-        out["install_total_s"] = round(
-            out["send_s"] + out["install_write_s"] + out["parse_s"] + out["restore_s"], 3
-        )
-    finally:
-        out["machine"] = machine.stop()
-        if root is None:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
