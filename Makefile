@@ -27,7 +27,7 @@ SWARMCTL := $(BIN)/swarmctl -s $(SOCK)
 export GRPC_VERBOSITY ?= ERROR
 
 .PHONY: help dev proto check-proto fmt lint check docker image test test-unit test-e2e sim up down \
-	status bench bench-workload bench-raft clean
+	status bench bench-workload bench-raft bench-rolling clean
 
 help: ## Show this help
 	@echo "Usage: make TARGET   (fresh Debian 12 as root: 'make up' or 'make test')"
@@ -220,6 +220,9 @@ bench-workload: dev docker image ## Workload benchmark: swarmd vs Docker Swarm v
 
 bench-raft: dev docker image ## Raft failover, commit throughput and snapshot benchmark
 	@$(PY) -m bench.raft $(BENCH_ARGS)
+
+bench-rolling: dev docker image ## Rolling update benchmark: swarmd vs Docker Swarm
+	@$(PY) -m bench.rolling $(BENCH_ARGS)
 
 clean: ## Remove caches and build output (keeps .venv)
 	@rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist *.egg-info
