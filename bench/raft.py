@@ -12,7 +12,8 @@ Run with `make bench-raft` or `.venv/bin/python -m bench.raft [--only PHASE ...]
 - api: committed writes/s and latency through the leader's control API (CreateSecret, one
   store action each) with 1 and 64 concurrent clients, same cluster.
 - inproc: three RaftNodes over GrpcTransport with mTLS in this process (bench/raft_inproc.py),
-  through MemoryStore.update and through RaftNode.propose directly, 1 and 64 proposers.
+  through MemoryStore.update and through RaftNode.propose directly, 1 and 64 proposers; and
+  MemoryStore.batch (1,000 creations per call, transactions of 200 actions), one caller.
 - snapshot: a store of 100,000 tasks: size, take, write, send (chunked), install
   (bench/raft_snapshot.py).
 - catchup: the same end to end with RaftNodes: two members commit 100,000 tasks and snapshot,
@@ -280,7 +281,8 @@ def print_summary(report: dict[str, Any]) -> None:
     for key in ("api", "inproc"):
         for r in report.get(key, []):
             print(
-                f"{key} {r.get('path', 'control')} x{r['concurrency']}: {r['per_s']}/s, "
+                f"{key} {r.get('path', 'control')} x{r['concurrency']}: "
+                f"{r.get('actions_per_s', r['per_s'])} store actions/s ({r['per_s']} calls/s), "
                 f"p50 {r.get('p50_ms')} ms, p99 {r.get('p99_ms')} ms"
             )
 

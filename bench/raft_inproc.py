@@ -4,11 +4,14 @@ Called by bench/raft.py. `commit_throughput` builds three `RaftNode`s in this on
 event loop), each with its own SQLite raft state, cluster-port server (mutual TLS, certificates
 from a fresh cluster CA) and `GrpcTransport`, exactly the pieces a manager wires (see
 swarmd/manager/raftnode/README.md), then runs N concurrent proposers on the leader for a fixed
-time. Two paths are measured:
+time. Three paths are measured:
 
 - `store`: `MemoryStore.update(create a secret)`, the path every control API write takes;
 - `propose`: `RaftNode.propose([one StoreAction])` directly, the raft log alone (the store then
-  applies each entry as a committed one).
+  applies each entry as a committed one);
+- `batch`: `MemoryStore.batch` of `BATCH_UNITS` secret creations per call, committed as
+  transactions of 200 actions (swarmkit's MaxChangesPerTransaction), one caller: batching as
+  the orchestrators do it. Its rate is reported in store actions per second too.
 
 `InProcessCluster` is also used by bench/raft_snapshot.py.
 """
@@ -35,7 +38,7 @@ from swarmd.ca.rootca import Role, generate_key, key_to_pem, new_csr
 from swarmd.ca.security import SecurityConfig
 from swarmd.manager.raftnode import GrpcTransport, RaftNode, RaftServicer
 from swarmd.manager.raftnode.settings import RaftSettings
-from swarmd.manager.store import MemoryStore
+from swarmd.manager.store import Batch, MemoryStore, Tx
 from swarmd.rpc import server as rpcserver
 
 
@@ -45,6 +48,9 @@ def _security(boot: bootstrap.ClusterBootstrap, node_id: str) -> SecurityConfig:
         new_csr(key), node_id, Role.MANAGER, boot.cluster_id, ["127.0.0.1"]
     )
     return SecurityConfig(credentials_from_pem(key_to_pem(key), cert, boot.root_ca.cert_pem))
+
+
+BATCH_UNITS = 1000
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -103,6 +109,10 @@ def _secret_action(name: str) -> store_pb2.StoreAction:
     s.spec.annotations.name = name
     s.spec.data = b"x" * 32
     return store_pb2.StoreAction(action=store_pb2.STORE_ACTION_KIND_CREATE, secret=s)
+
+
+def _create_secret(secret: objects_pb2.Secret) -> Callable[[Tx], objects_pb2.Secret]:
+    return lambda tx: tx.secrets.create(secret)
 
 
 class InProcessCluster:
@@ -168,10 +178,19 @@ class InProcessCluster:
             await server.stop(None)
 
 
+def _print(path: str, r: dict[str, Any], actions_per_s: float) -> None:
+    print(
+        f"  in-process {path:7s} x{r['concurrency']:<3d} {actions_per_s:8.1f} actions/s "
+        f"({r['per_s']} calls/s) p50 {r.get('p50_ms', '-')} ms p99 {r.get('p99_ms', '-')} ms "
+        f"errors {r['errors']}",
+        flush=True,
+    )
+
+
 async def commit_throughput(
     concurrencies: list[int], duration: float, root: Path | None = None
 ) -> list[dict[str, Any]]:
-    """Both paths (`store`, `propose`) at each concurrency, on one fresh 3-node cluster."""
+    """`store` and `propose` at each concurrency, then `batch`, on one fresh 3-node cluster."""
     tmp = root or Path(tempfile.mkdtemp(prefix="swarmd-bench-raft-"))
     cluster = InProcessCluster(tmp)
     results: list[dict[str, Any]] = []
@@ -194,13 +213,20 @@ async def commit_throughput(
                     await node.propose([_secret_action(f"{tag}-{w}-{seq}")])
 
                 r = await run_load(via_store if path == "store" else via_propose, n, duration)
-                results.append({"path": path, **r})
-                print(
-                    f"  in-process {path:7s} x{n:<3d} {r['per_s']:8.1f}/s "
-                    f"p50 {r.get('p50_ms', '-')} ms p99 {r.get('p99_ms', '-')} ms "
-                    f"errors {r['errors']}",
-                    flush=True,
-                )
+                results.append({"path": path, "actions_per_s": r["per_s"], **r})
+                _print(path, r, r["per_s"])
+
+        async def via_batch(w: int, seq: int) -> None:
+            def units(b: Batch) -> None:
+                for j in range(BATCH_UNITS):
+                    b.update(_create_secret(_secret_action(f"batch-{w}-{seq}-{j}").secret))
+
+            await store.batch(units)
+
+        r = await run_load(via_batch, 1, duration)
+        rate = round(r["per_s"] * BATCH_UNITS, 1)
+        results.append({"path": "batch", "units_per_call": BATCH_UNITS, "actions_per_s": rate, **r})
+        _print("batch", r, rate)
     finally:
         await cluster.close()
         if root is None:
