@@ -148,3 +148,82 @@ def test_history_lists_revisions_and_rollback_to_goes_two_back(cluster: Cluster)
     bad = cluster.ctl("service", "rollback", "web", "--to", "99")
     assert bad.rc == 1
     assert "has no revision 99" in bad.err
+
+
+def test_rolling_update_start_first_keeps_all_replicas_running(cluster: Cluster) -> None:
+    _ok(
+        cluster.ctl(
+            "service", "create", "--name", "web", "--image", IMAGE, "--replicas", "6",
+            "--env", "GREETING=one", "--update-parallelism", "2", "--update-delay", "0s",
+            "--update-order", "start-first", "--update-monitor", "1s", *SLEEP,
+        )
+    )  # fmt: skip
+    cluster.wait_running("web", 6)
+    _ok(cluster.ctl("service", "update", "web", "--env-add", "GREETING=two"))
+    fewest = 6
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        fewest = min(fewest, len(cluster.running("web")))
+        if _env_of_running(cluster, "web") == ["GREETING=two"] * 6:
+            break
+        time.sleep(0.05)
+    assert _env_of_running(cluster, "web") == ["GREETING=two"] * 6
+    assert fewest >= 6, f"only {fewest} running at one poll (start-first)"
+
+
+def test_failing_update_with_pause_stops_and_says_why(cluster: Cluster) -> None:
+    _ok(
+        cluster.ctl(
+            "service", "create", "--name", "web", "--image", IMAGE, "--replicas", "3",
+            "--update-failure-action", "pause", "--update-parallelism", "1",
+            "--update-monitor", "3s", *SLEEP,
+        )
+    )  # fmt: skip
+    cluster.wait_running("web", 3)
+    _ok(cluster.ctl("service", "update", "web", "--command", "sh", "--args=-c", "--args=exit 1"))
+
+    def paused() -> dict | None:
+        svc = json.loads(cluster.ctl("service", "inspect", "web").out)
+        return svc if svc.get("UpdateStatus", {}).get("State") == "paused" else None
+
+    svc = wait_for(paused, timeout=120, interval=0.5, what="update paused")
+    message = svc["UpdateStatus"]["Message"]
+    assert "paused" in message
+    assert "non-zero exit (1)" in message
+    # Paused means no more slots are updated: the updated ones stay as they are (their tasks
+    # may restart), the others keep running the old command.
+    def new_slots() -> set[int]:
+        return {t.slot for t in cluster.tasks("web") if list(t.spec.container.command) == ["sh"]}
+
+    at_pause = new_slots()
+    time.sleep(4)
+    assert new_slots() == at_pause
+    old = [t for t in cluster.running("web") if list(t.spec.container.command) == ["sleep"]]
+    assert old, "every replica was updated although the update paused"
+
+
+@pytest.mark.timeout(200)
+def test_update_whose_tasks_never_get_healthy_rolls_back(cluster: Cluster) -> None:
+    _ok(
+        cluster.ctl(
+            "service", "create", "--name", "web", "--image", IMAGE, "--replicas", "2",
+            "--update-failure-action", "rollback", "--update-parallelism", "1",
+            "--update-monitor", "5s", "--restart-delay", "0s", *SLEEP,
+        )
+    )  # fmt: skip
+    cluster.wait_running("web", 2)
+    _ok(
+        cluster.ctl(
+            "service", "update", "web", "--health-cmd", "test -f /never",
+            "--health-interval", "200ms", "--health-retries", "2", "--health-timeout", "1s",
+        )
+    )  # fmt: skip
+
+    def rolled_back() -> dict | None:
+        svc = json.loads(cluster.ctl("service", "inspect", "web").out)
+        state = svc.get("UpdateStatus", {}).get("State", "")
+        return svc if state == "rollback-completed" else None
+
+    svc = wait_for(rolled_back, timeout=100, interval=0.5, what="rollback after unhealthy update")
+    assert "Healthcheck" not in svc["Spec"]["Task"]["Container"]
+    cluster.wait_running("web", 2)

@@ -297,7 +297,7 @@ def test_cluster_errors(mgr, args, message) -> None:
 def test_task_ls_header_and_errors(mgr) -> None:
     header = ok(mgr.ctl("task", "ls")).out.splitlines()[0]
     assert header.split() == [
-        "ID", "NAME", "IMAGE", "NODE", "DESIRED", "STATE", "CURRENT", "STATE", "ERROR",
+        "ID", "NAME", "IMAGE", "NODE", "DESIRED", "STATE", "CURRENT", "STATE", "HEALTH", "ERROR",
     ]  # fmt: skip
     assert isinstance(ok(mgr.ctl("task", "ls", "--format", "json")).json(), list)
     fails(mgr.ctl("task", "ls", "--service", "ghost"), "service ghost not found")

@@ -212,12 +212,16 @@ def test_constraints_and_reservations_explain_pending_tasks(cluster: Cluster) ->
     assert shown.rc == 0, shown.err
     assert "constraint node.labels.zone==eu unmet" in shown.out
 
-    # A node that gets the wanted label takes the pending task.
-    assert cluster.ctl("node", "update", "--label-add", "zone=eu", "wrk2").rc == 0
-    wait_for(lambda: cluster.spread("eu") == {"wrk2": 1}, timeout=60, what="eu task on wrk2")
+    # A node joins and gets the wanted label: it takes the pending task.
+    cluster.add_worker("wrk3")
+    assert cluster.ctl("node", "update", "--label-add", "zone=eu", "wrk3").rc == 0
+    wait_for(lambda: cluster.spread("eu") == {"wrk3": 1}, timeout=60, what="eu task on wrk3")
 
 
 def test_restarted_agent_adopts_its_running_containers(cluster: Cluster) -> None:
+    # A restart within the node's grace (a broken session gets one heartbeat period): with the
+    # fixture's 1 s period a restart under load could take longer, and the node would be DOWN.
+    assert cluster.ctl("cluster", "update", "--heartbeat-period", "5s").rc == 0
     _create(cluster, "web", "--replicas", "3", "--stop-grace-period", "0s", *SLEEP)
     cluster.wait_running("web", 3)
     wrk1 = cluster.workers[0]
