@@ -12,6 +12,10 @@ service spec, for both systems):
   * `completed`: the service says the update completed (swarmd: update_status.state COMPLETED;
     Docker Swarm: UpdateStatus.State "completed"); both wait out a 5 s monitor period.
 
+The table has one row per variant for `new` and one ("... done") for `completed`. Each sample
+also marks when 2, 4, 6, 8 tasks ran the new spec (one mark per batch) and the CPU seconds the
+swarmd manager and dockerd used.
+
 Each sample creates its own service, waits until its 10 replicas run, updates it, then removes
 it and force-removes its containers. The systems take turns within each repetition (rotating
 the order). One swarmd node (bench/swarmd_cluster.py) and one-node Docker Swarm of the local
