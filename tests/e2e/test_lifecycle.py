@@ -190,6 +190,7 @@ def test_failing_update_with_pause_stops_and_says_why(cluster: Cluster) -> None:
     message = svc["UpdateStatus"]["Message"]
     assert "paused" in message
     assert "non-zero exit (1)" in message
+
     # Paused means no more slots are updated: the updated ones stay as they are (their tasks
     # may restart), the others keep running the old command.
     def new_slots() -> set[int]:
