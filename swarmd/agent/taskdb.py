@@ -95,6 +95,7 @@ class TaskDB:
         self._pending.append((writes, done))
         if self._flusher is None or self._flusher.done():
             self._flusher = loop.create_task(self._flush(), name="taskdb-flush")
+            self._flusher.add_done_callback(self._flusher_done)
         # Shielded: a cancelled caller's write is committed all the same, with the others.
         await asyncio.shield(done)
 
@@ -108,10 +109,21 @@ class TaskDB:
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(err)
+            except BaseException:
+                self._pending = batch + self._pending  # failed by _flusher_done
+                raise
             else:
                 for _, done in batch:
                     if not done.done():
                         done.set_result(None)
+
+    def _flusher_done(self, flusher: asyncio.Task[None]) -> None:
+        # Cancelled (the loop is shutting down), maybe before it even ran: nobody may wait
+        # for ever on a write it will not make.
+        if flusher.cancelled():
+            for _, done in self._pending:
+                done.cancel()
+            self._pending = []
 
     def _commit(self, writes: list[_Write]) -> None:
         conn = self._db()

@@ -99,3 +99,16 @@ async def test_a_write_to_a_closed_database_is_refused(tmp_path):
     await db.close()
     with pytest.raises(errors.FailedPrecondition, match="task database is closed"):
         await db.put_task(task(1))
+
+
+async def test_writers_are_not_left_waiting_when_the_flush_is_cancelled(tmp_path):
+    db = await TaskDB.open(tmp_path / "tasks.db")
+    try:
+        await db.put_task(task(1))
+        writer = asyncio.create_task(db.put_status("t01", t.TaskStatus(state=t.TASK_STATE_READY)))
+        await asyncio.sleep(0)
+        db._flusher.cancel()  # as when the loop shuts down
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(writer, 5)
+    finally:
+        await db.close()
