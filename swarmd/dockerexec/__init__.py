@@ -2,7 +2,8 @@
 
 A plain implementation of the swarmd.agent.exec protocols: executor.py (DockerExecutor),
 controller.py (DockerController), container.py (pure task -> container configuration),
-adapter.py (blocking SDK calls on a bounded pool), events.py (one engine event thread).
+adapter.py (blocking SDK calls on a bounded pool), callpool.py (that pool: urgent calls
+first), images.py (images recently seen present), events.py (one engine event thread).
 swarmd.node composes it with the agent; the agent itself never imports it.
 """
 

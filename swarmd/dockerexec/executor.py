@@ -3,8 +3,9 @@
 `swarmd.node` makes one per node once the node id is known, `await start()`s it (that starts
 the engine event thread) and hands it to the agent; `await close()` on the way out. Besides the
 protocol (describe, controller, list_task_ids, prune) it offers list_containers() for
-inspection. Every list and removal is restricted to containers labelled with this node's id:
-other nodes sharing the engine (tests, several swarmd on one host) are never touched.
+inspection, and keeps the PresentImages its controllers share (images.py). Every list and
+removal is restricted to containers labelled with this node's id: other nodes sharing the
+engine (tests, several swarmd on one host) are never touched.
 """
 
 from __future__ import annotations
