@@ -43,6 +43,8 @@ T = TypeVar("T")
 
 #: Threads for engine calls: dockerd itself manages only ~4-6 container operations/s here.
 DEFAULT_WORKERS = 8
+# Stops in their grace, at once, per node (each holds a thread while the engine waits).
+STOP_WORKERS = 32
 DEFAULT_CALL_TIMEOUT = 30.0
 DEFAULT_PULL_TIMEOUT = 300.0
 
@@ -91,6 +93,10 @@ class DockerAdapter:
         self.pull_timeout = pull_timeout
         self._workers = workers
         self._pool = CallPool(workers, "dockerexec")
+        # A stop blocks its thread for the whole stop grace (the engine waits, then kills): on
+        # the shared pool, 8 stops in their grace would hold every thread and stall the node's
+        # creates and starts (a start-first update retiring old tasks). Stops get their own.
+        self._stop_pool = CallPool(STOP_WORKERS, "dockerexec-stop")
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
         self._closed = False
@@ -101,9 +107,13 @@ class DockerAdapter:
         t: Any = timeout
         if self.base_url:
             return docker.DockerClient(
-                base_url=self.base_url, timeout=t, max_pool_size=max(self._workers, 10)
+                base_url=self.base_url, timeout=t, max_pool_size=self._connections()
             )
-        return docker.DockerClient.from_env(timeout=t, max_pool_size=max(self._workers, 10))
+        return docker.DockerClient.from_env(timeout=t, max_pool_size=self._connections())
+
+    def _connections(self) -> int:
+        # Every thread of both pools may hold a connection at once.
+        return max(self._workers + STOP_WORKERS, 10)
 
     def _get_client(self) -> docker.DockerClient:
         with self._client_lock:
@@ -118,10 +128,12 @@ class DockerAdapter:
         deadline: float | None = None,
         *,
         urgent: bool = False,
+        stop_pool: bool = False,
     ) -> T:
         if self._closed:
             raise TemporaryError(f"docker {op}: the docker executor is closed")
-        job = self._pool.submit(URGENT if urgent else NORMAL, functools.partial(self._call, op, fn))
+        pool = self._stop_pool if stop_pool else self._pool
+        job = pool.submit(URGENT if urgent else NORMAL, functools.partial(self._call, op, fn))
         fut = asyncio.wrap_future(job)
         budget = deadline if deadline is not None else self.call_timeout + 5.0
         try:
@@ -232,6 +244,7 @@ class DockerAdapter:
             lambda c: c.api.stop(ref, timeout=grace),
             deadline=grace + self.call_timeout + 5.0,
             urgent=True,
+            stop_pool=True,
         )
 
     async def kill(self, ref: str) -> None:
@@ -258,6 +271,7 @@ class DockerAdapter:
             return
         self._closed = True
         self._pool.shutdown()
+        self._stop_pool.shutdown()
         with self._client_lock:
             if self._client is not None:
                 self._client.close()
@@ -268,6 +282,7 @@ __all__ = [
     "DEFAULT_CALL_TIMEOUT",
     "DEFAULT_PULL_TIMEOUT",
     "DEFAULT_WORKERS",
+    "STOP_WORKERS",
     "DockerAdapter",
     "EngineConflict",
     "EngineError",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import docker.errors
 import pytest
@@ -88,3 +90,37 @@ async def test_a_closed_adapter_refuses_calls(adapter):
     await adapter.close()
     with pytest.raises(TemporaryError, match="docker executor is closed"):
         await adapter.inspect("c1")
+
+
+async def test_stops_in_their_grace_never_hold_up_other_engine_calls() -> None:
+    """8 stops waiting out their grace must not stall other calls (start-first updates)."""
+    release = threading.Event()
+
+    class Api:
+        api_version = "1.41"
+
+        def stop(self, ref, timeout):
+            release.wait(10)  # the engine waiting out the stop grace
+
+        def inspect_container(self, ref):
+            return {"Id": ref}
+
+    class Client:
+        api = Api()
+
+        def close(self):
+            pass
+
+    a = DockerAdapter("unix:///nonexistent/docker.sock", workers=2, call_timeout=5)
+    a._client = Client()
+    try:
+        stops = [asyncio.ensure_future(a.stop(f"old{i}", grace=10)) for i in range(8)]
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        assert (await a.inspect("new")) == {"Id": "new"}
+        assert time.monotonic() - started < 1.0
+        release.set()
+        await asyncio.gather(*stops)
+    finally:
+        release.set()
+        await a.close()
