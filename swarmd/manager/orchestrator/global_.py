@@ -14,13 +14,14 @@ eligible); `GlobalOrchestrator` runs it against the store.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from swarmd.api import objects_pb2
 from swarmd.clock import Clock
 from swarmd.manager.orchestrator import placement, rollout, updatestatus
 from swarmd.manager.orchestrator import task as tasks
 from swarmd.manager.orchestrator.driver import run_reconciler
+from swarmd.manager.orchestrator.modecore import ModeReconciler
 from swarmd.manager.orchestrator.plan import (
     CreateTask,
     Decision,
@@ -29,10 +30,9 @@ from swarmd.manager.orchestrator.plan import (
     SetDesiredState,
 )
 from swarmd.manager.orchestrator.restart import RestartSupervisor
-from swarmd.manager.orchestrator.taskinit import check_tasks
-from swarmd.manager.orchestrator.update import ReplaceAllUpdater, Updater
+from swarmd.manager.orchestrator.update import Updater
 from swarmd.manager.orchestrator.updater import RollingUpdater
-from swarmd.manager.store import Event, EventKind, MemoryStore, ReadTx
+from swarmd.manager.store import MemoryStore, ReadTx
 
 ShouldRestart = Callable[[objects_pb2.Task], bool]
 
@@ -119,7 +119,7 @@ def reconcile_global(
     return out
 
 
-class GlobalReconciler:
+class GlobalReconciler(ModeReconciler):
     """The global orchestrator's core: store events in, decisions out (no I/O).
 
     Args:
@@ -128,67 +128,7 @@ class GlobalReconciler:
     """
 
     name = "global"
-    kinds: Collection[str] = ("service", "task", "node", "cluster")
-
-    def __init__(
-        self,
-        supervisor: RestartSupervisor | None = None,
-        updater: Callable[[RestartSupervisor], Updater] | None = None,
-    ) -> None:
-        self.supervisor = supervisor or RestartSupervisor()
-        self.updater = (updater or ReplaceAllUpdater)(self.supervisor)
-        self._cluster: objects_pb2.Cluster | None = None
-        self._services: set[str] = set()
-        self._removed: set[str] = set()
-        self._nodes: set[str] = set()
-        self._candidates: set[str] = set()
-
-    def start(self, tx: ReadTx, now: float) -> list[Decision]:
-        """Start-up pass: taskinit fixes, every global service to reconcile."""
-        self._cluster = tasks.current_cluster(tx)
-        init = check_tasks(tx, tasks.is_global, self.supervisor, now)
-        self._candidates = init.candidates
-        self._services = {s.id for s in tx.services.list() if tasks.is_global(s)}
-        self._removed = set()
-        self._nodes = set()
-        return init.decisions
-
-    def handle(self, event: Event, now: float) -> None:
-        """Note what the change makes worth looking at."""
-        obj, removed = event.obj, event.action is EventKind.REMOVE
-        if isinstance(obj, objects_pb2.Cluster):
-            self._cluster = None if removed else obj
-        elif isinstance(obj, objects_pb2.Service):
-            if not tasks.is_global(obj):
-                return
-            if removed:
-                self._removed.add(obj.id)
-                self._services.discard(obj.id)
-                self.supervisor.clear_service(obj.id)
-                self.updater.forget(obj.id)
-            else:
-                self._services.add(obj.id)
-        elif isinstance(obj, objects_pb2.Node):
-            self.supervisor.observe_node(obj.id, None if removed else obj)
-            self._nodes.add(obj.id)
-        elif isinstance(obj, objects_pb2.Task):
-            if removed:
-                self.supervisor.observe_task_removed(obj.id)
-                if tasks.is_live(obj) and obj.service_id:
-                    self._services.add(obj.service_id)
-                return
-            self.supervisor.observe_task(obj)
-            if self.updater.watches(obj.service_id):
-                self._services.add(obj.service_id)  # the update follows its tasks
-            if tasks.is_live(obj) and obj.status.state > tasks.RUNNING:
-                self._candidates.add(obj.id)
-
-    def next_wakeup(self) -> float | None:
-        """At once when events left work; else when a delayed start or an update is due."""
-        if self._candidates or self._nodes or self._services or self._removed:
-            return float("-inf")
-        due = [self.supervisor.next_deadline(), self.updater.next_deadline()]
-        return min((d for d in due if d is not None), default=None)
+    owns = staticmethod(tasks.is_global)
 
     def plan(self, tx: ReadTx, now: float) -> list[Decision]:
         """Due starts and restarts first; services and nodes once restarts are committed."""

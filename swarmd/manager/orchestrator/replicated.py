@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from swarmd.api import objects_pb2, types_pb2
@@ -29,12 +29,12 @@ from swarmd.clock import Clock
 from swarmd.manager.orchestrator import placement, updatestatus
 from swarmd.manager.orchestrator import task as tasks
 from swarmd.manager.orchestrator.driver import run_reconciler
+from swarmd.manager.orchestrator.modecore import ModeReconciler
 from swarmd.manager.orchestrator.plan import CreateTask, Decision, SetDesiredState
 from swarmd.manager.orchestrator.restart import RestartSupervisor
-from swarmd.manager.orchestrator.taskinit import check_tasks
-from swarmd.manager.orchestrator.update import ReplaceAllUpdater, Updater
+from swarmd.manager.orchestrator.update import Updater
 from swarmd.manager.orchestrator.updater import RollingUpdater
-from swarmd.manager.store import Event, EventKind, MemoryStore, ReadTx
+from swarmd.manager.store import MemoryStore, ReadTx
 
 _ROLLBACK_STARTED = types_pb2.UpdateStatus.UPDATE_STATE_ROLLBACK_STARTED
 
@@ -162,7 +162,7 @@ def reconcile_service(
     return out
 
 
-class ReplicatedReconciler:
+class ReplicatedReconciler(ModeReconciler):
     """The replicated orchestrator's core: store events in, decisions out (no I/O).
 
     Args:
@@ -171,74 +171,18 @@ class ReplicatedReconciler:
     """
 
     name = "replicated"
-    kinds: Collection[str] = ("service", "task", "node", "cluster")
+    owns = staticmethod(tasks.is_replicated)
 
-    def __init__(
-        self,
-        supervisor: RestartSupervisor | None = None,
-        updater: Callable[[RestartSupervisor], Updater] | None = None,
-    ) -> None:
-        self.supervisor = supervisor or RestartSupervisor()
-        self.updater = (updater or ReplaceAllUpdater)(self.supervisor)
-        self._cluster: objects_pb2.Cluster | None = None
-        self._services: set[str] = set()
-        self._removed: set[str] = set()
-        self._candidates: set[str] = set()
-        self._nodes: set[str] = set()
+    def _node_changed(self, node: objects_pb2.Node, removed: bool) -> None:
+        if removed or placement.is_unavailable(node):
+            self._nodes.add(node.id)
 
-    def start(self, tx: ReadTx, now: float) -> list[Decision]:
-        """Start-up pass: taskinit fixes, every replicated service to reconcile."""
-        self._cluster = tasks.current_cluster(tx)
-        init = check_tasks(tx, tasks.is_replicated, self.supervisor, now)
-        self._candidates = init.candidates
-        self._services = {s.id for s in tx.services.list() if tasks.is_replicated(s)}
-        self._removed = set()
-        self._nodes = set()
-        return init.decisions
-
-    def handle(self, event: Event, now: float) -> None:
-        """Note what the change makes worth looking at."""
-        obj, removed = event.obj, event.action is EventKind.REMOVE
-        if isinstance(obj, objects_pb2.Cluster):
-            self._cluster = None if removed else obj
-        elif isinstance(obj, objects_pb2.Service):
-            if not tasks.is_replicated(obj):
-                return
-            if removed:
-                self._removed.add(obj.id)
-                self._services.discard(obj.id)
-                self.supervisor.clear_service(obj.id)
-                self.updater.forget(obj.id)
-            else:
-                self._services.add(obj.id)
-        elif isinstance(obj, objects_pb2.Node):
-            self.supervisor.observe_node(obj.id, None if removed else obj)
-            if removed or placement.is_unavailable(obj):
-                self._nodes.add(obj.id)
-        elif isinstance(obj, objects_pb2.Task):
-            self._handle_task(obj, event.old, removed)
-
-    def _handle_task(self, t: objects_pb2.Task, old: object, removed: bool) -> None:
-        if removed:
-            self.supervisor.observe_task_removed(t.id)
-            if tasks.is_live(t) and t.service_id:
-                self._services.add(t.service_id)  # a slot may have emptied
-            return
-        self.supervisor.observe_task(t)
-        if self.updater.watches(t.service_id):
-            self._services.add(t.service_id)  # the update follows its tasks
-        if not tasks.is_live(t):
-            return
+    def _task_changed(self, t: objects_pb2.Task, old: object) -> None:
+        # A stopped task is a restart candidate; so is one that moved onto a node that may be
+        # unavailable by now.
         moved = not isinstance(old, objects_pb2.Task) or old.node_id != t.node_id
         if t.status.state > tasks.RUNNING or (t.node_id and moved):
             self._candidates.add(t.id)
-
-    def next_wakeup(self) -> float | None:
-        """At once when events left work; else when a delayed start or an update is due."""
-        if self._candidates or self._nodes or self._services or self._removed:
-            return float("-inf")
-        due = [self.supervisor.next_deadline(), self.updater.next_deadline()]
-        return min((d for d in due if d is not None), default=None)
 
     def plan(self, tx: ReadTx, now: float) -> list[Decision]:
         """Due starts and restarts first; services once restarts are committed."""
