@@ -17,11 +17,9 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 
 from swarmd.api import objects_pb2
-from swarmd.clock import Clock
 from swarmd.manager.orchestrator import placement, rollout, updatestatus
 from swarmd.manager.orchestrator import task as tasks
-from swarmd.manager.orchestrator.driver import run_reconciler
-from swarmd.manager.orchestrator.modecore import ModeReconciler
+from swarmd.manager.orchestrator.modecore import ModeOrchestrator, ModeReconciler
 from swarmd.manager.orchestrator.plan import (
     CreateTask,
     Decision,
@@ -29,10 +27,8 @@ from swarmd.manager.orchestrator.plan import (
     ReplaceTask,
     SetDesiredState,
 )
-from swarmd.manager.orchestrator.restart import RestartSupervisor
 from swarmd.manager.orchestrator.update import Updater
-from swarmd.manager.orchestrator.updater import RollingUpdater
-from swarmd.manager.store import MemoryStore, ReadTx
+from swarmd.manager.store import ReadTx
 
 ShouldRestart = Callable[[objects_pb2.Task], bool]
 
@@ -228,28 +224,10 @@ class GlobalReconciler(ModeReconciler):
         return out
 
 
-class GlobalOrchestrator:
-    """Runs a GlobalReconciler against the store until cancelled (leader-only).
+class GlobalOrchestrator(ModeOrchestrator[GlobalReconciler]):
+    """Runs a GlobalReconciler against the store until cancelled (leader-only)."""
 
-    Args:
-        store: the manager's store.
-        clock: time for timestamps and restart delays (FakeClock in tests).
-        updater: builds the Updater from the restart supervisor (default: rolling updates).
-    """
-
-    def __init__(
-        self,
-        store: MemoryStore,
-        clock: Clock,
-        updater: Callable[[RestartSupervisor], Updater] | None = None,
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self.core = GlobalReconciler(updater=updater or RollingUpdater)
-
-    async def run(self) -> None:
-        """Reconcile until cancelled."""
-        await run_reconciler(self._store, self._clock, self.core)
+    core_class = GlobalReconciler
 
 
 __all__ = ["GlobalOrchestrator", "GlobalReconciler", "is_eligible", "reconcile_global"]

@@ -9,14 +9,18 @@ a node or a task change means for it (`_node_changed`, `_task_changed`).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import Generic, TypeVar
 
 from swarmd.api import objects_pb2
+from swarmd.clock import Clock
 from swarmd.manager.orchestrator import task as tasks
+from swarmd.manager.orchestrator.driver import run_reconciler
 from swarmd.manager.orchestrator.plan import Decision
 from swarmd.manager.orchestrator.restart import RestartSupervisor
 from swarmd.manager.orchestrator.taskinit import check_tasks
 from swarmd.manager.orchestrator.update import ReplaceAllUpdater, Updater
-from swarmd.manager.store import Event, EventKind, ReadTx
+from swarmd.manager.orchestrator.updater import RollingUpdater
+from swarmd.manager.store import Event, EventKind, MemoryStore, ReadTx
 
 
 class ModeReconciler:
@@ -100,6 +104,10 @@ class ModeReconciler:
         if t.status.state > tasks.RUNNING:
             self._candidates.add(t.id)
 
+    def plan(self, tx: ReadTx, now: float) -> list[Decision]:
+        """The decisions of this pass (each mode plans its own)."""
+        raise NotImplementedError
+
     def next_wakeup(self) -> float | None:
         """At once when events left work; else when a delayed start or an update is due."""
         if self._candidates or self._nodes or self._services or self._removed:
@@ -108,4 +116,33 @@ class ModeReconciler:
         return min((d for d in due if d is not None), default=None)
 
 
-__all__ = ["ModeReconciler"]
+C = TypeVar("C", bound=ModeReconciler)
+
+
+class ModeOrchestrator(Generic[C]):
+    """Runs a mode's core against the store until cancelled (leader-only).
+
+    Args:
+        store: the manager's store.
+        clock: time for timestamps and restart delays (FakeClock in tests).
+        updater: builds the Updater from the restart supervisor (default: rolling updates).
+    """
+
+    core_class: type[C]
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        clock: Clock,
+        updater: Callable[[RestartSupervisor], Updater] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self.core: C = self.core_class(updater=updater or RollingUpdater)
+
+    async def run(self) -> None:
+        """Reconcile until cancelled."""
+        await run_reconciler(self._store, self._clock, self.core)
+
+
+__all__ = ["ModeOrchestrator", "ModeReconciler"]

@@ -25,16 +25,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from swarmd.api import objects_pb2, types_pb2
-from swarmd.clock import Clock
 from swarmd.manager.orchestrator import placement, updatestatus
 from swarmd.manager.orchestrator import task as tasks
-from swarmd.manager.orchestrator.driver import run_reconciler
-from swarmd.manager.orchestrator.modecore import ModeReconciler
+from swarmd.manager.orchestrator.modecore import ModeOrchestrator, ModeReconciler
 from swarmd.manager.orchestrator.plan import CreateTask, Decision, SetDesiredState
-from swarmd.manager.orchestrator.restart import RestartSupervisor
 from swarmd.manager.orchestrator.update import Updater
-from swarmd.manager.orchestrator.updater import RollingUpdater
-from swarmd.manager.store import MemoryStore, ReadTx
+from swarmd.manager.store import ReadTx
 
 _ROLLBACK_STARTED = types_pb2.UpdateStatus.UPDATE_STATE_ROLLBACK_STARTED
 
@@ -231,28 +227,10 @@ class ReplicatedReconciler(ModeReconciler):
         return out
 
 
-class ReplicatedOrchestrator:
-    """Runs a ReplicatedReconciler against the store until cancelled (leader-only).
+class ReplicatedOrchestrator(ModeOrchestrator[ReplicatedReconciler]):
+    """Runs a ReplicatedReconciler against the store until cancelled (leader-only)."""
 
-    Args:
-        store: the manager's store.
-        clock: time for timestamps and restart delays (FakeClock in tests).
-        updater: builds the Updater from the restart supervisor (default: rolling updates).
-    """
-
-    def __init__(
-        self,
-        store: MemoryStore,
-        clock: Clock,
-        updater: Callable[[RestartSupervisor], Updater] | None = None,
-    ) -> None:
-        self._store = store
-        self._clock = clock
-        self.core = ReplicatedReconciler(updater=updater or RollingUpdater)
-
-    async def run(self) -> None:
-        """Reconcile until cancelled."""
-        await run_reconciler(self._store, self._clock, self.core)
+    core_class = ReplicatedReconciler
 
 
 __all__ = [
