@@ -386,10 +386,7 @@ def parse_scale(text: str) -> tuple[str, int]:
 
 def parse_revision(text: str) -> int:
     """`--to REVISION` for `service rollback`: a revision number from `service history`."""
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise FlagError(f"invalid revision {text!r}: must be a revision number") from None
+    value = parse_non_negative_int(text)
     if value < 1:
         raise FlagError(f"invalid revision {text!r}: revisions start at 1")
     return value

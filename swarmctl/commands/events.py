@@ -20,10 +20,9 @@ import json
 import sys
 from typing import Any, TextIO
 
-from swarmctl import resolve
+from swarmctl import flags, resolve
 from swarmctl.client import Client, open_channel
 from swarmctl.command import Parser
-from swarmctl.flags import FlagError
 from swarmctl.protojson import pascal_case, to_dict
 from swarmd.api import objects_pb2, store_pb2, types_pb2, watch_pb2, watch_pb2_grpc
 
@@ -146,26 +145,6 @@ async def events(client: Client, ns: argparse.Namespace, out: TextIO | None = No
     return ""
 
 
-def _version(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise FlagError(f"invalid version {text!r}: must be a store version number") from None
-    if value < 0:
-        raise FlagError(f"invalid version {text!r}: must not be negative")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise FlagError(f"invalid count {text!r}: must be a number") from None
-    if value < 1:
-        raise FlagError(f"invalid count {text!r}: must be at least 1")
-    return value
-
-
 def register(sub: argparse._SubParsersAction[Parser]) -> None:
     """Add `swarmctl events`."""
     help_text = "stream the cluster's changes (services, tasks, nodes, secrets, configs)"
@@ -176,8 +155,18 @@ def register(sub: argparse._SubParsersAction[Parser]) -> None:
     parser.add_argument("--service", default="", help="a service (name, id or prefix)")
     parser.add_argument("--node", default="", help="a node (name, id or prefix)")
     parser.add_argument("--label", default="", help="objects with label KEY or KEY=VALUE")
-    parser.add_argument("--since", type=_version, default=0, help="resume after this store version")
-    parser.add_argument("--count", type=_count, default=0, help="stop after N events")
+    parser.add_argument(
+        "--since",
+        type=flags.parse_non_negative_int,
+        default=0,
+        help="resume after this store version",
+    )
+    parser.add_argument(
+        "--count",
+        type=flags.parse_non_negative_int,
+        default=0,
+        help="stop after N events (0: never)",
+    )
     parser.add_argument("--format", choices=["table", "json"], default="table", help="output")
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.cluster import IMAGE, Cluster
-from tests.e2e.harness import SWARMCTL
+from tests.e2e.harness import SWARMCTL, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -27,15 +26,25 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
         c.close()
 
 
-def _events(c: Cluster, *args: str) -> subprocess.Popen[str]:
+def _subscribed(c: Cluster) -> int:
+    """How many Watch subscriptions the manager has opened (it logs each at debug)."""
     assert c.manager is not None
-    return subprocess.Popen(
+    return c.manager.logs(tail=0).count("watch started")
+
+
+def _events(c: Cluster, *args: str) -> subprocess.Popen[str]:
+    """`swarmctl events` in the background, returned once its subscription is live."""
+    assert c.manager is not None
+    before = _subscribed(c)
+    proc = subprocess.Popen(
         [*SWARMCTL, "-s", str(c.manager.socket), "events", "--format", "json", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=dict(os.environ, GRPC_VERBOSITY="NONE"),
     )
+    wait_for(lambda: _subscribed(c) > before, timeout=30, what="events subscribed")
+    return proc
 
 
 def _read(proc: subprocess.Popen[str], timeout: float = 60) -> list[dict]:
@@ -53,7 +62,6 @@ def test_scale_shows_the_service_update_and_each_tasks_life(cluster: Cluster) ->
     cluster.wait_running("web", 1)
     # One service update, then for each of 2 new tasks: create, and updates up to running.
     proc = _events(cluster, "--service", "web", "--count", "9")
-    time.sleep(1.5)  # the subscription is live once swarmctl has connected
     assert cluster.ctl("service", "scale", "web=3").rc == 0
     events = _read(proc)
     assert events[0]["Kind"] == "service"
@@ -73,7 +81,6 @@ def test_scale_shows_the_service_update_and_each_tasks_life(cluster: Cluster) ->
 
 def test_a_client_resuming_from_its_last_version_misses_nothing(cluster: Cluster) -> None:
     first = _events(cluster, "--kind", "secret", "--count", "1")
-    time.sleep(1.5)
     assert cluster.ctl("secret", "create", "a", stdin="1").rc == 0
     (seen,) = _read(first)
     # While no client listens, three more changes are committed.
