@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol, TypeVar
 
 from swarmd.api import specs_pb2, types_pb2
-from swarmd.manager.controlapi.validation.common import invalid, show
+from swarmd.manager.controlapi.validation.fieldrules import invalid, show
 from swarmd.manager.store import ReadTx
 
 _P = "task.container"

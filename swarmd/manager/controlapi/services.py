@@ -21,7 +21,7 @@ from swarmd.manager.controlapi import defaults, revisions
 from swarmd.manager.controlapi.filters import select
 from swarmd.manager.controlapi.references import resolve_references
 from swarmd.manager.controlapi.validation import validate_service_spec
-from swarmd.manager.controlapi.validation.common import check_enum, invalid, show
+from swarmd.manager.controlapi.validation.fieldrules import check_enum, invalid, show
 from swarmd.manager.store import MemoryStore, ReadTx, Tx
 
 _log = structlog.get_logger(component="controlapi")

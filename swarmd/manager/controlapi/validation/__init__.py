@@ -6,7 +6,7 @@ Manager layer. Messages are shaped `invalid <field> <value>: <rule>`. Checks tha
 
 from swarmd.manager.constraint import Constraint, parse_constraint
 from swarmd.manager.controlapi.validation.cluster import validate_cluster_spec, validate_node_spec
-from swarmd.manager.controlapi.validation.common import check_dns_name, check_object_name
+from swarmd.manager.controlapi.validation.fieldrules import check_dns_name, check_object_name
 from swarmd.manager.controlapi.validation.image import reference_error
 from swarmd.manager.controlapi.validation.objects import (
     validate_config_spec,

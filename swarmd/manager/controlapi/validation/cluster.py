@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from swarmd.api import specs_pb2, types_pb2
 from swarmd.manager.controlapi import defaults
-from swarmd.manager.controlapi.validation.common import duration_nanos, invalid, show
+from swarmd.manager.controlapi.validation.fieldrules import duration_nanos, invalid, show
 
 _NANOS = 1_000_000_000
 

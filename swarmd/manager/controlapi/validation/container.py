@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from swarmd.api import specs_pb2, types_pb2
 from swarmd.manager.controlapi import defaults
-from swarmd.manager.controlapi.validation.common import (
+from swarmd.manager.controlapi.validation.fieldrules import (
     check_enum,
     check_non_negative_duration,
     check_unique,

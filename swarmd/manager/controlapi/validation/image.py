@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from swarmd.manager.controlapi.validation.common import show
+from swarmd.manager.controlapi.validation.fieldrules import show
 
 _MAX_NAME = 255
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from swarmd import errors
 from swarmd.api import specs_pb2
 from swarmd.manager.controlapi import defaults
-from swarmd.manager.controlapi.validation.common import (
+from swarmd.manager.controlapi.validation.fieldrules import (
     check_dns_name,
     check_object_name,
     invalid,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from swarmd.api import specs_pb2, types_pb2
 from swarmd.manager.controlapi import defaults
-from swarmd.manager.controlapi.validation.common import (
+from swarmd.manager.controlapi.validation.fieldrules import (
     check_dns_name,
     check_enum,
     check_non_negative_duration,

@@ -9,13 +9,13 @@ from __future__ import annotations
 from swarmd.api import specs_pb2, types_pb2
 from swarmd.manager.constraint import ConstraintError, check_spread_descriptor, parse_constraint
 from swarmd.manager.controlapi import defaults
-from swarmd.manager.controlapi.validation.common import (
+from swarmd.manager.controlapi.validation.container import validate_container
+from swarmd.manager.controlapi.validation.fieldrules import (
     check_enum,
     check_non_negative_duration,
     check_unique,
     invalid,
 )
-from swarmd.manager.controlapi.validation.container import validate_container
 
 
 def validate_task(t: specs_pb2.TaskSpec) -> None:

@@ -1,4 +1,4 @@
-"""Shared pieces of spec validation: the error shape, durations, enums, names.
+"""Field rules every spec check uses: the error shape, durations, enums, names.
 
 Manager layer, pure. Every failure is an `errors.InvalidArgument` shaped
 `invalid <field> <value>: <rule>`, where <field> is the path inside the spec (or the kind of
