@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from swarmd.api import types_pb2 as swarmd_dot_api_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15swarmd/api/raft.proto\x12\x0bswarmkit.v1\x1a\x16swarmd/api/types.proto\"X\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.swarmkit.v1.EntryType\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"Q\n\x10SnapshotMetadata\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\x12\r\n\x05index\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\"M\n\x0cRaftSnapshot\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12/\n\x08metadata\x18\x02 \x01(\x0b\x32\x1d.swarmkit.v1.SnapshotMetadata\"\xfc\x01\n\x0bRaftMessage\x12\x0c\n\x04type\x18\x01 \x01(\r\x12\n\n\x02to\x18\x02 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12#\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x12.swarmkit.v1.Entry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12+\n\x08snapshot\x18\t \x01(\x0b\x32\x19.swarmkit.v1.RaftSnapshot\x12\x0e\n\x06reject\x18\n \x01(\x08\x12\x13\n\x0breject_hint\x18\x0b \x01(\x04\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\"F\n\x19ProcessRaftMessageRequest\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.swarmkit.v1.RaftMessage\"\x1c\n\x1aProcessRaftMessageResponse\"E\n\x18StreamRaftMessageRequest\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.swarmkit.v1.RaftMessage\"\x1b\n\x19StreamRaftMessageResponse\"(\n\x15ResolveAddressRequest\x12\x0f\n\x07raft_id\x18\x01 \x01(\x04\"&\n\x16ResolveAddressResponse\x12\x0c\n\x04\x61\x64\x64r\x18\x01 \x01(\t\"\x1b\n\x0bJoinRequest\x12\x0c\n\x04\x61\x64\x64r\x18\x01 \x01(\t\"b\n\x0cJoinResponse\x12\x0f\n\x07raft_id\x18\x01 \x01(\x04\x12(\n\x07members\x18\x02 \x03(\x0b\x32\x17.swarmkit.v1.RaftMember\x12\x17\n\x0fremoved_members\x18\x03 \x03(\x04\"5\n\x0cLeaveRequest\x12%\n\x04node\x18\x01 \x01(\x0b\x32\x17.swarmkit.v1.RaftMember\"\x0f\n\rLeaveResponse*>\n\tEntryType\x12\x15\n\x11\x45NTRY_TYPE_NORMAL\x10\x00\x12\x1a\n\x16\x45NTRY_TYPE_CONF_CHANGE\x10\x01\x32\xae\x02\n\x04Raft\x12\x65\n\x12ProcessRaftMessage\x12&.swarmkit.v1.ProcessRaftMessageRequest\x1a\'.swarmkit.v1.ProcessRaftMessageResponse\x12\x64\n\x11StreamRaftMessage\x12%.swarmkit.v1.StreamRaftMessageRequest\x1a&.swarmkit.v1.StreamRaftMessageResponse(\x01\x12Y\n\x0eResolveAddress\x12\".swarmkit.v1.ResolveAddressRequest\x1a#.swarmkit.v1.ResolveAddressResponse2\x8d\x01\n\x0eRaftMembership\x12;\n\x04Join\x12\x18.swarmkit.v1.JoinRequest\x1a\x19.swarmkit.v1.JoinResponse\x12>\n\x05Leave\x12\x19.swarmkit.v1.LeaveRequest\x1a\x1a.swarmkit.v1.LeaveResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15swarmd/api/raft.proto\x12\x0bswarmkit.v1\x1a\x16swarmd/api/types.proto\"X\n\x05\x45ntry\x12\x0c\n\x04term\x18\x01 \x01(\x04\x12\r\n\x05index\x18\x02 \x01(\x04\x12$\n\x04type\x18\x03 \x01(\x0e\x32\x16.swarmkit.v1.EntryType\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\"Q\n\x10SnapshotMetadata\x12\x0e\n\x06voters\x18\x01 \x03(\x04\x12\x10\n\x08learners\x18\x02 \x03(\x04\x12\r\n\x05index\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\"M\n\x0cRaftSnapshot\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12/\n\x08metadata\x18\x02 \x01(\x0b\x32\x1d.swarmkit.v1.SnapshotMetadata\"\xfc\x01\n\x0bRaftMessage\x12\x0c\n\x04type\x18\x01 \x01(\r\x12\n\n\x02to\x18\x02 \x01(\x04\x12\x0c\n\x04\x66rom\x18\x03 \x01(\x04\x12\x0c\n\x04term\x18\x04 \x01(\x04\x12\x10\n\x08log_term\x18\x05 \x01(\x04\x12\r\n\x05index\x18\x06 \x01(\x04\x12#\n\x07\x65ntries\x18\x07 \x03(\x0b\x32\x12.swarmkit.v1.Entry\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\x04\x12+\n\x08snapshot\x18\t \x01(\x0b\x32\x19.swarmkit.v1.RaftSnapshot\x12\x0e\n\x06reject\x18\n \x01(\x08\x12\x13\n\x0breject_hint\x18\x0b \x01(\x04\x12\x0f\n\x07\x63ontext\x18\x0c \x01(\x0c\"F\n\x19ProcessRaftMessageRequest\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.swarmkit.v1.RaftMessage\"\x1c\n\x1aProcessRaftMessageResponse\"m\n\x18StreamRaftMessageRequest\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.swarmkit.v1.RaftMessage\x12&\n\x04more\x18\x02 \x03(\x0b\x32\x18.swarmkit.v1.RaftMessage\"\x1b\n\x19StreamRaftMessageResponse\"(\n\x15ResolveAddressRequest\x12\x0f\n\x07raft_id\x18\x01 \x01(\x04\"&\n\x16ResolveAddressResponse\x12\x0c\n\x04\x61\x64\x64r\x18\x01 \x01(\t\"\x1b\n\x0bJoinRequest\x12\x0c\n\x04\x61\x64\x64r\x18\x01 \x01(\t\"b\n\x0cJoinResponse\x12\x0f\n\x07raft_id\x18\x01 \x01(\x04\x12(\n\x07members\x18\x02 \x03(\x0b\x32\x17.swarmkit.v1.RaftMember\x12\x17\n\x0fremoved_members\x18\x03 \x03(\x04\"5\n\x0cLeaveRequest\x12%\n\x04node\x18\x01 \x01(\x0b\x32\x17.swarmkit.v1.RaftMember\"\x0f\n\rLeaveResponse*>\n\tEntryType\x12\x15\n\x11\x45NTRY_TYPE_NORMAL\x10\x00\x12\x1a\n\x16\x45NTRY_TYPE_CONF_CHANGE\x10\x01\x32\xae\x02\n\x04Raft\x12\x65\n\x12ProcessRaftMessage\x12&.swarmkit.v1.ProcessRaftMessageRequest\x1a\'.swarmkit.v1.ProcessRaftMessageResponse\x12\x64\n\x11StreamRaftMessage\x12%.swarmkit.v1.StreamRaftMessageRequest\x1a&.swarmkit.v1.StreamRaftMessageResponse(\x01\x12Y\n\x0eResolveAddress\x12\".swarmkit.v1.ResolveAddressRequest\x1a#.swarmkit.v1.ResolveAddressResponse2\x8d\x01\n\x0eRaftMembership\x12;\n\x04Join\x12\x18.swarmkit.v1.JoinRequest\x1a\x19.swarmkit.v1.JoinResponse\x12>\n\x05Leave\x12\x19.swarmkit.v1.LeaveRequest\x1a\x1a.swarmkit.v1.LeaveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'swarmd.api.raft_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENTRYTYPE']._serialized_start=1054
-  _globals['_ENTRYTYPE']._serialized_end=1116
+  _globals['_ENTRYTYPE']._serialized_start=1094
+  _globals['_ENTRYTYPE']._serialized_end=1156
   _globals['_ENTRY']._serialized_start=62
   _globals['_ENTRY']._serialized_end=150
   _globals['_SNAPSHOTMETADATA']._serialized_start=152
@@ -47,23 +47,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROCESSRAFTMESSAGERESPONSE']._serialized_start=641
   _globals['_PROCESSRAFTMESSAGERESPONSE']._serialized_end=669
   _globals['_STREAMRAFTMESSAGEREQUEST']._serialized_start=671
-  _globals['_STREAMRAFTMESSAGEREQUEST']._serialized_end=740
-  _globals['_STREAMRAFTMESSAGERESPONSE']._serialized_start=742
-  _globals['_STREAMRAFTMESSAGERESPONSE']._serialized_end=769
-  _globals['_RESOLVEADDRESSREQUEST']._serialized_start=771
-  _globals['_RESOLVEADDRESSREQUEST']._serialized_end=811
-  _globals['_RESOLVEADDRESSRESPONSE']._serialized_start=813
-  _globals['_RESOLVEADDRESSRESPONSE']._serialized_end=851
-  _globals['_JOINREQUEST']._serialized_start=853
-  _globals['_JOINREQUEST']._serialized_end=880
-  _globals['_JOINRESPONSE']._serialized_start=882
-  _globals['_JOINRESPONSE']._serialized_end=980
-  _globals['_LEAVEREQUEST']._serialized_start=982
-  _globals['_LEAVEREQUEST']._serialized_end=1035
-  _globals['_LEAVERESPONSE']._serialized_start=1037
-  _globals['_LEAVERESPONSE']._serialized_end=1052
-  _globals['_RAFT']._serialized_start=1119
-  _globals['_RAFT']._serialized_end=1421
-  _globals['_RAFTMEMBERSHIP']._serialized_start=1424
-  _globals['_RAFTMEMBERSHIP']._serialized_end=1565
+  _globals['_STREAMRAFTMESSAGEREQUEST']._serialized_end=780
+  _globals['_STREAMRAFTMESSAGERESPONSE']._serialized_start=782
+  _globals['_STREAMRAFTMESSAGERESPONSE']._serialized_end=809
+  _globals['_RESOLVEADDRESSREQUEST']._serialized_start=811
+  _globals['_RESOLVEADDRESSREQUEST']._serialized_end=851
+  _globals['_RESOLVEADDRESSRESPONSE']._serialized_start=853
+  _globals['_RESOLVEADDRESSRESPONSE']._serialized_end=891
+  _globals['_JOINREQUEST']._serialized_start=893
+  _globals['_JOINREQUEST']._serialized_end=920
+  _globals['_JOINRESPONSE']._serialized_start=922
+  _globals['_JOINRESPONSE']._serialized_end=1020
+  _globals['_LEAVEREQUEST']._serialized_start=1022
+  _globals['_LEAVEREQUEST']._serialized_end=1075
+  _globals['_LEAVERESPONSE']._serialized_start=1077
+  _globals['_LEAVERESPONSE']._serialized_end=1092
+  _globals['_RAFT']._serialized_start=1159
+  _globals['_RAFT']._serialized_end=1461
+  _globals['_RAFTMEMBERSHIP']._serialized_start=1464
+  _globals['_RAFTMEMBERSHIP']._serialized_end=1605
 # @@protoc_insertion_point(module_scope)

@@ -205,19 +205,27 @@ Global___ProcessRaftMessageResponse: _TypeAlias = ProcessRaftMessageResponse  # 
 
 @_typing.final
 class StreamRaftMessageRequest(_message.Message):
+    """One stream write: a message, then (optionally) more for the same peer, delivered in order.
+    A chunked snapshot stream uses `message` only.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     MESSAGE_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def message(self) -> Global___RaftMessage: ...
+    @_builtins.property
+    def more(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftMessage]: ...
     def __init__(
         self,
         *,
         message: Global___RaftMessage | None = ...,
+        more: _abc.Iterable[Global___RaftMessage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["message", b"message", "more", b"more"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -15,7 +15,13 @@ as in etcd's RawNode:
       (if any) to durable storage -- fsynced when `rd.must_sync` -- and to the `Storage`
       the RawNode reads (for MemoryStorage: `apply_snapshot`, `append`, `set_hard_state`);
    b. only then send `rd.messages` (a vote or an acknowledgement sent before the state it
-      promises is durable could be forgotten in a crash, breaking Raft's safety);
+      promises is durable could be forgotten in a crash, breaking Raft's safety). One
+      exception (Raft thesis 10.2.1): when the Ready changes neither term nor vote, the
+      leader's APP and HEARTBEAT messages (the first part of `rd.split_messages()`) may go
+      out before step
+      a, so followers write the entries while the leader does. That is safe because the
+      leader's own copy only counts towards a commit once a follower's answer is stepped,
+      which happens after this Ready's `advance`, so after its entries are durable;
    c. apply `rd.snapshot` to the application, then `rd.committed_entries` in order; for a
       CONF_CHANGE entry decode `ConfChange.unmarshal(entry.data)` and call
       `apply_conf_change` before applying the next entry;
@@ -33,7 +39,7 @@ Proposals are only accepted by the leader; everywhere else they raise `ProposalD
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from swarmd.raft.config import Config
@@ -59,6 +65,9 @@ from swarmd.raft.types import (
     StateType,
 )
 
+# Leader-to-follower replication: safe to send while the leader's own writes are in flight.
+_SENT_EARLY = frozenset({MessageType.APP, MessageType.HEARTBEAT})
+
 
 @dataclass(frozen=True, slots=True)
 class Ready:
@@ -73,6 +82,8 @@ class Ready:
         committed_entries: entries to apply to the state machine, in order.
         read_states: confirmed linearizable reads, to serve once applied reaches their index.
         must_sync: the writes must be fsynced (entries, vote or term changed).
+        keeps_vote: neither term nor vote changed and no snapshot came: the leader's
+            replication messages need not wait for the writes (`split_messages`).
     """
 
     soft_state: SoftState | None = None
@@ -83,6 +94,21 @@ class Ready:
     committed_entries: tuple[Entry, ...] = ()
     read_states: tuple[ReadState, ...] = ()
     must_sync: bool = False
+    keeps_vote: bool = False
+
+    def split_messages(self) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
+        """(messages that may be sent before the writes, messages that must wait for them).
+
+        A leader's appends and heartbeats promise nothing about this member's storage
+        (Raft thesis 10.2.1), so they may overlap the leader's own disk write, unless this
+        Ready changes the term or vote they are sent under.
+        """
+        if not self.keeps_vote:
+            return (), self.messages
+        early = tuple(m for m in self.messages if m.type in _SENT_EARLY)
+        if not early:
+            return (), self.messages
+        return early, tuple(m for m in self.messages if m.type not in _SENT_EARLY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +210,22 @@ class RawNode:
         self.raft.step(Message(type=MessageType.PROP, entries=(Entry(term=0, index=0, data=data),)))
         return self.raft.log.last_index()
 
+    def propose_batch(self, datas: Sequence[bytes]) -> int:
+        """Append several entries in one proposal (leader only); returns the last index.
+
+        The entries get consecutive indexes ending at the returned one, and the followers are
+        sent them together: one append message each instead of one per entry.
+
+        Raises:
+            ProposalDropped: this member is not the leader or is transferring leadership.
+            ValueError: datas is empty.
+        """
+        if not datas:
+            raise ValueError("propose_batch needs at least one entry")
+        entries = tuple(Entry(term=0, index=0, data=d) for d in datas)
+        self.raft.step(Message(type=MessageType.PROP, entries=entries))
+        return self.raft.log.last_index()
+
     def propose_conf_change(self, change: ConfChange) -> int:
         """Propose one membership change (leader only, one at a time); returns its index.
 
@@ -260,6 +302,7 @@ class RawNode:
         soft = raft.soft_state()
         hard = raft.hard_state()
         entries = tuple(raft.log.unstable_entries())
+        vote_changed = hard.term != self._prev_hard.term or hard.vote != self._prev_hard.vote
         rd = Ready(
             soft_state=soft if soft != self._prev_soft else None,
             hard_state=hard if hard != self._prev_hard and not hard.is_empty() else None,
@@ -268,9 +311,8 @@ class RawNode:
             messages=tuple(raft.msgs),
             committed_entries=tuple(raft.log.next_committed()),
             read_states=tuple(raft.read_states),
-            must_sync=bool(
-                entries or hard.term != self._prev_hard.term or hard.vote != self._prev_hard.vote
-            ),
+            must_sync=bool(entries or vote_changed),
+            keeps_vote=not vote_changed and raft.log.unstable.snapshot is None,
         )
         raft.msgs = []
         raft.read_states = []

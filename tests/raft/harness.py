@@ -95,9 +95,19 @@ class Member:
 
     def handle_ready(self) -> Ready | None:
         """Carry out one Ready; returns it (None when there was nothing to do)."""
+        rd = self.take_ready()
+        if rd is not None:
+            self.finish_ready(rd)
+        return rd
+
+    def take_ready(self) -> Ready | None:
+        """The next Ready, not carried out yet (None when there is nothing to do)."""
         if not self.node.has_ready():
             return None
-        rd = self.node.ready()
+        return self.node.ready()
+
+    def finish_ready(self, rd: Ready) -> None:
+        """Persist, apply and advance a Ready from `take_ready` (the caller sends)."""
         # 1. persist
         if rd.snapshot is not None:
             self.storage.apply_snapshot(rd.snapshot)
@@ -113,7 +123,6 @@ class Member:
             self.apply(entry)
         self.read_states.extend(rd.read_states)
         self.node.advance(rd)
-        return rd
 
     def apply(self, entry: Entry) -> None:
         """Apply one committed entry to the state machine (conf changes to the RawNode)."""

@@ -287,12 +287,15 @@ class Simulation:
             except ProposalDropped:
                 return
         if self.rng.random() < self.chaos.propose:
-            data = f"v{self.seed}-{self.time}".encode()
+            # Sometimes several at once, as the driver batches concurrent proposals.
+            count = 1 if self.rng.random() < 0.7 else self.rng.randint(2, 4)
+            datas = [f"v{self.seed}-{self.time}-{k}".encode() for k in range(count)]
             try:
-                index = leader.node.propose(data)
+                last = leader.node.propose_batch(datas)
             except ProposalDropped:
                 return
-            self.proposals[data] = Proposal(data, leader.id, index)
+            for k, data in enumerate(datas):
+                self.proposals[data] = Proposal(data, leader.id, last - count + 1 + k)
         if self.conf_changes < self.chaos.max_conf_changes and self.rng.random() < (
             self.chaos.conf_change
         ):
@@ -388,9 +391,20 @@ class Simulation:
 
     def _process_readies(self, *, chaotic: bool) -> None:
         for member in self.live_members():
-            rd = member.handle_ready()
+            rd = member.take_ready()
             while rd is not None:
-                for msg in rd.messages:
+                # As the driver does: a leader's appends go out while it writes them itself.
+                early, late = rd.split_messages()
+                for msg in early:
+                    self._send(msg)
+                if chaotic and early and self.rng.random() < self.chaos.crash_after_send:
+                    # Its entries are out, but not in its own storage.
+                    self.trace(f"crash {member.id} before persisting")
+                    self.stats["crashes"] += 1
+                    member.alive = False
+                    break
+                member.finish_ready(rd)
+                for msg in late:
                     self._send(msg)
                 self._ack_proposals(member, rd.committed_entries)
                 self._shut_down_removed(rd.committed_entries)
@@ -402,7 +416,7 @@ class Simulation:
                     self.stats["crashes"] += 1
                     member.alive = False
                     break
-                rd = member.handle_ready()
+                rd = member.take_ready()
 
     def _shut_down_removed(self, entries: tuple[Entry, ...]) -> None:
         # A committed removal is final: swarmkit shuts the removed manager down.

@@ -101,10 +101,12 @@ def test_sim_catches_reads_served_without_a_heartbeat_round(
 
     monkeypatch.setitem(leader.HANDLERS, MessageType.READ_INDEX, eager)
     failures: list[str] = []
-    for seed in range(4):
+    # A stale read needs a deposed leader that still gets reads: rare, so try until one shows.
+    for seed in range(100):
         try:
             Simulation(seed, size_for(seed)).run()
         except SimulationFailure as err:
             failures.append(str(err))
+            break
     assert failures
     assert all("linearizability" in f for f in failures)

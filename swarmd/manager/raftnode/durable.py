@@ -118,10 +118,14 @@ class DurableStorage:
 
     # The driver's mutators (durable first, then visible)
 
-    async def append(self, entries: Sequence[Entry], hard_state: HardState | None) -> None:
+    async def append(
+        self, entries: Sequence[Entry], hard_state: HardState | None, *, sync: bool = True
+    ) -> None:
         """Durably append entries (replacing a conflicting suffix) and set the hard state.
 
-        Both go in one SQLite transaction, so a crash keeps both or neither.
+        Both go in one SQLite transaction, so a crash keeps both or neither. With sync=False
+        the transaction is not fsynced: it survives the process being killed, not a power
+        cut, until the next synced write (for a hard state that only moves the commit index).
 
         Raises:
             disk.StorageError: the write failed; nothing changed in memory.
@@ -136,7 +140,7 @@ class DurableStorage:
             if hard_state is None
             else disk.HardState(hard_state.term, hard_state.vote, hard_state.commit)
         )
-        await self._disk.append(rows, disk_hard)
+        await self._disk.append(rows, disk_hard, sync=sync)
         self._mem.append(kept)
         if hard_state is not None:
             self._mem.set_hard_state(hard_state)

@@ -121,6 +121,8 @@ class RaftNode:
         self._waits = Waits()
         self._inbox: deque[Message] = deque()
         self._calls: deque[Callable[[], None]] = deque()
+        # Proposals waiting for the next loop turn, stepped together as one (fewer messages).
+        self._proposals: list[ProposalWait] = []
         self._ticks = 0
         self._wake = asyncio.Event()
         self._running = False
@@ -339,22 +341,27 @@ class RaftNode:
     async def _handle_readies(self, raw: RawNode) -> None:
         while raw.has_ready():
             rd = raw.ready()
+            # A leader's appends go out while it writes them itself (RawNode contract, 2b).
+            early, late = rd.split_messages()
+            self._send(early)
             await self._persist(rd)
-            self._send(rd)
+            self._send(late)
             await self._apply(raw, rd)
             raw.advance(rd)
 
     async def _persist(self, rd: Ready) -> None:
-        """Make the Ready durable before anything of it leaves this member."""
+        """Make the Ready durable before its promises (votes, acknowledgements) leave."""
         if rd.snapshot is not None:
             await self._storage.apply_snapshot(rd.snapshot)
         if rd.entries or rd.hard_state is not None:
-            await self._storage.append(rd.entries, rd.hard_state)
+            # A Ready that only moves the commit index is not fsynced (etcd does the same):
+            # a commit index lost in a power cut is learnt again from the leader.
+            await self._storage.append(rd.entries, rd.hard_state, sync=rd.must_sync)
         if rd.hard_state is not None:
             self._term = rd.hard_state.term
 
-    def _send(self, rd: Ready) -> None:
-        for msg in rd.messages:
+    def _send(self, messages: Iterable[Message]) -> None:
+        for msg in messages:
             self._transport.send(msg)
 
     async def _apply(self, raw: RawNode, rd: Ready) -> None:
@@ -388,6 +395,24 @@ class RaftNode:
                 self._log.warning("raft message rejected", source=f"{msg.from_:x}", error=str(err))
         while self._calls:
             self._calls.popleft()()
+        if self._proposals:
+            self._step_proposals(raw)
+
+    def _step_proposals(self, raw: RawNode) -> None:
+        """Append the queued proposals as one batch: one append message per follower."""
+        batch, self._proposals = self._proposals, []
+        live = [w for w in batch if not w.future.done()]  # callers that gave up are skipped
+        if not live:
+            return
+        try:
+            last = raw.propose_batch([w.data for w in live])
+        except ProposalDropped as err:
+            for wait in live:
+                wait.future.set_exception(err)
+            return
+        first = last - len(live) + 1
+        for offset, wait in enumerate(live):
+            self._waits.add_proposal(first + offset, wait)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -407,6 +432,10 @@ class RaftNode:
         for call in self._calls:
             call()  # each fails its caller: the core is not stepped any more
         self._calls.clear()
+        for wait in self._proposals:
+            if not wait.future.done():
+                wait.future.set_exception(errors.Unavailable(f"raft member {self.id:x} stopped"))
+        self._proposals.clear()
         self._publish(LeaderState(term=self._term))
 
     # Applying
@@ -618,15 +647,10 @@ class RaftNode:
                 f"of {MAX_PROPOSAL_BYTES} bytes"
             )
         wait = ProposalWait(data, asyncio.get_running_loop().create_future())
-
-        def start(raw: RawNode) -> int:
-            index = raw.propose(data)
-            self._waits.add_proposal(index, wait)
-            return index
-
+        self._proposals.append(wait)
+        self._wake.set()
         try:
             async with asyncio.timeout(self._settings.propose_timeout):
-                await self._in_loop(start)
                 return await wait.future
         except ProposalDropped as err:
             raise self._dropped() from err

@@ -167,9 +167,12 @@ class RaftStorage:
         return 0 if self._snapshot is None else self._snapshot.index
 
     async def append(
-        self, entries: Sequence[LogEntry], hard_state: HardState | None = None
+        self, entries: Sequence[LogEntry], hard_state: HardState | None = None, *, sync: bool = True
     ) -> None:
         """Durably append entries (and set the hard state) in one transaction.
+
+        sync=False commits without an fsync (SQLite synchronous=NORMAL for this transaction):
+        the write survives the process dying, and becomes durable with the next synced one.
 
         Entries must be consecutive and start at most at last_index + 1; existing entries at
         or after the first one are replaced (a Raft follower overwriting a conflicting suffix).
@@ -188,7 +191,7 @@ class RaftStorage:
             for prev, cur in itertools.pairwise(entries):
                 if cur.index != prev.index + 1:
                     raise ValueError(f"entries not consecutive at index {cur.index}")
-        await self._run("append entries", lambda: self._append(entries, hard_state))
+        await self._run("append entries", lambda: self._append(entries, hard_state, sync))
         if entries:
             if self._last < self._first:  # the log was empty
                 self._first = entries[0].index
@@ -295,8 +298,24 @@ class RaftStorage:
         with _transaction(self._db()) as db:
             db.execute(sql, params)
 
-    def _append(self, entries: Sequence[LogEntry], hard_state: HardState | None) -> None:
-        with _transaction(self._db()) as db:
+    def _append(
+        self, entries: Sequence[LogEntry], hard_state: HardState | None, sync: bool = True
+    ) -> None:
+        db = self._db()
+        if sync:
+            self._write_entries(db, entries, hard_state)
+            return
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._write_entries(db, entries, hard_state)
+        finally:
+            db.execute("PRAGMA synchronous=FULL")
+
+    @staticmethod
+    def _write_entries(
+        conn: sqlite3.Connection, entries: Sequence[LogEntry], hard_state: HardState | None
+    ) -> None:
+        with _transaction(conn) as db:
             if entries:
                 db.execute("DELETE FROM entries WHERE idx >= ?", (entries[0].index,))
                 db.executemany(

@@ -7,8 +7,10 @@ same handler. `memtransport.py` is the in-process Transport for tests.
 
 `GrpcTransport` keeps one sender task per peer, each with one long-lived `StreamRaftMessage`
 client stream over `rpc.channel.manager_channel`, so messages reach a peer in the order they
-were sent. A peer that cannot be reached is not waited for: while its sender reconnects (with
-jittered exponential backoff, `rpc.backoff`), messages for it are dropped and the core is told
+were sent. The messages queued while a write is under way share the next write (`more`), so
+a busy leader pays gRPC's per-write cost once per batch rather than once per message. A peer
+that cannot be reached is not waited for: while its sender reconnects (with jittered
+exponential backoff, `rpc.backoff`), messages for it are dropped and the core is told
 (`report_unreachable`); Raft retries by itself. Snapshot messages larger than
 `CHUNK_THRESHOLD` (4 MiB) go on a stream of their own, split into chunks; the call carries the
 `CHUNKED_METADATA` marker so the servicer reassembles them into one message. That call is made
@@ -40,6 +42,9 @@ CHUNK_THRESHOLD = 4 * 1024 * 1024
 CHUNK_SIZE = 2 * 1024 * 1024
 CHUNKED_METADATA = ("swarmd-raft-chunked", "1")
 QUEUE_SIZE = 4096
+# Messages queued for a peer go out together, up to this many encoded bytes per stream write
+# (below gRPC's 4 MiB default receive limit; a larger single message still goes alone).
+WRITE_BATCH_BYTES = 2 * 1024 * 1024
 CONNECT_TIMEOUT = 2.0  # a new channel (and a fresh first attempt) after this
 # A message stream is replaced by a fresh one before its deadline passes.
 STREAM_DEADLINE = 600.0
@@ -98,6 +103,7 @@ class GrpcTransport:
         chunk_threshold: snapshot messages of more encoded bytes are sent in chunks.
         chunk_size: bytes of snapshot payload per chunk.
         queue_size: messages queued per connected peer before new ones are dropped.
+        write_batch_bytes: queued messages share one stream write up to this many bytes.
         channel_factory: opens a channel to an address (tests may replace it).
     """
 
@@ -108,6 +114,7 @@ class GrpcTransport:
         chunk_threshold: int = CHUNK_THRESHOLD,
         chunk_size: int = CHUNK_SIZE,
         queue_size: int = QUEUE_SIZE,
+        write_batch_bytes: int = WRITE_BATCH_BYTES,
         channel_factory: ChannelFactory | None = None,
     ) -> None:
         self._open_channel: ChannelFactory = channel_factory or (
@@ -116,6 +123,7 @@ class GrpcTransport:
         self._chunk_threshold = chunk_threshold
         self._chunk_size = chunk_size
         self._queue_size = queue_size
+        self._write_batch_bytes = write_batch_bytes
         self._peers: dict[RaftID, _Peer] = {}
         self._handler: RaftHandler | None = None
         self._tasks: dict[RaftID, asyncio.Task[None]] = {}
@@ -187,6 +195,8 @@ class _Peer:
         self.addr = addr
         self.active = False
         self.queue: asyncio.Queue[Message] = asyncio.Queue(transport._queue_size)
+        # A message taken from the queue that did not fit the last write, sent next.
+        self._held: Message | None = None
         self._log = _log.bind(peer=f"{raft_id:x}", addr=addr)
 
     def offer(self, msg: Message) -> bool:
@@ -219,6 +229,9 @@ class _Peer:
         was_active, self.active = self.active, False
         if was_active:
             self._log.info("raft peer disconnected")
+        if self._held is not None:
+            self.transport._report_dropped(self._held)
+            self._held = None
         while not self.queue.empty():
             self.transport._report_dropped(self.queue.get_nowait())
 
@@ -257,6 +270,11 @@ class _Peer:
 
     async def _next(self, within: float, ended: asyncio.Event) -> Message | None:
         """The next queued message; None after `within` seconds or once the call ended."""
+        if self._held is not None:
+            msg, self._held = self._held, None
+            return msg
+        if not self.queue.empty():
+            return self.queue.get_nowait()  # busy: no waiting machinery per message
         get = asyncio.ensure_future(self.queue.get())
         stop = asyncio.ensure_future(ended.wait())
         try:
@@ -282,13 +300,36 @@ class _Peer:
             if handler is not None:
                 handler.report_snapshot(self.raft_id, failed=failed)
             return
+        sent = [msg]
+        request = raft_pb2.StreamRaftMessageRequest(message=pb)
+        if msg.type is not MessageType.SNAP:
+            self._take_more(request, sent, pb.ByteSize())
         try:
-            await call.write(raft_pb2.StreamRaftMessageRequest(message=pb))
+            await call.write(request)
         except BaseException:
-            self.transport._report_dropped(msg)
+            for each in sent:
+                self.transport._report_dropped(each)
             raise
         if msg.type is MessageType.SNAP and handler is not None:
             handler.report_snapshot(self.raft_id, failed=False)
+
+    def _take_more(
+        self, request: raft_pb2.StreamRaftMessageRequest, sent: list[Message], size: int
+    ) -> None:
+        """Add the messages queued behind the first to the same write (not snapshots)."""
+        limit = self.transport._write_batch_bytes
+        while not self.queue.empty():
+            msg = self.queue.get_nowait()
+            if msg.type is MessageType.SNAP:
+                self._held = msg
+                return
+            pb = codec.message_to_proto(msg)
+            size += pb.ByteSize()
+            if size > limit:
+                self._held = msg
+                return
+            request.more.append(pb)
+            sent.append(msg)
 
     async def _send_chunked(
         self, stub: raft_pb2_grpc.RaftAsyncStub, pb: raft_pb2.RaftMessage
@@ -382,6 +423,8 @@ class RaftServicer(raft_pb2_grpc.RaftServicer):
         else:
             async for request in request_iterator:
                 self._deliver(request.message)
+                for more in request.more:
+                    self._deliver(more)
         return raft_pb2.StreamRaftMessageResponse()
 
     async def ResolveAddress(  # noqa: N802 (gRPC method name)

@@ -124,7 +124,7 @@ async def test_durable_failed_write_changes_nothing(tmp_path, monkeypatch):
     st = await DurableStorage.open(tmp_path)
     await st.append(ents(1, 3), HardState(term=1, commit=1))
 
-    def broken(self, entries, hard_state):
+    def broken(self, entries, hard_state, sync=True):
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(RaftStorage, "_append", broken)
