@@ -4,12 +4,16 @@ Manager layer. The control API, dispatcher, orchestrators and scheduler read it 
 write with `update()`/`batch()` and follow it with `watch()`; the raft node feeds it commits made
 elsewhere (`apply_committed()`) and snapshots (`snapshot()`/`restore()`).
 
-A write runs in this order, with the write lock held throughout (swarmkit's updateLock):
-callback against copy-on-write layers -> StoreActions (timestamps already stamped from the Clock)
--> `await proposer.propose()` -> apply to the tables with the returned version -> events and a
-Commit to the watchers. Once proposed, a transaction is applied even if its caller is cancelled
-(the propose-and-apply step runs shielded in its own task), so the store never lags its log.
-Applying is deterministic: it only stamps the version, never reads a clock.
+A write runs in this order: callback against copy-on-write layers over the committed tables
+and the writes still waiting for their commit -> the transaction joins the open group of
+`Pending` (pending.py: group commit) -> the committer task proposes the groups one at a time,
+each as one set of StoreActions (timestamps already stamped from the Clock) -> apply to the
+tables with the returned version -> events and a Commit to the watchers -> the callers of the
+group's transactions return. As with swarmkit's updateLock, one proposal at a time is in
+flight; unlike it, the writers that come meanwhile do not queue for a lock but share the next
+proposal. Once proposed, a group is applied even if its callers are cancelled (the committer is
+a task of its own), so the store never lags its log. Applying is deterministic: it only stamps
+the version, never reads a clock.
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from swarmd.api import store_pb2
 from swarmd.clock import Clock, SystemClock
 from swarmd.manager.store import snapshot as _snapshot
 from swarmd.manager.store.kinds import BY_NAME, KINDS, copy_of
+from swarmd.manager.store.pending import Group, Pending
 from swarmd.manager.store.proposer import Proposer
 from swarmd.manager.store.table import Table
 from swarmd.manager.store.tx import (
     Batch,
     Change,
-    Chunk,
     ReadTx,
     Tx,
     reject_async,
@@ -44,6 +48,9 @@ _log = structlog.get_logger(component="store")
 R = TypeVar("R")
 
 MAX_CHANGES_PER_TRANSACTION = 200  # swarmkit store.MaxChangesPerTransaction
+# A group of transactions takes no more once its actions encode to this (raft refuses entries
+# above 1.5 MiB; a single larger transaction still goes alone and is refused there).
+MAX_GROUP_BYTES = 1024 * 1024
 DEFAULT_HISTORY = 1024
 DEFAULT_WATCH_QUEUE = 10000
 
@@ -80,12 +87,11 @@ class MemoryStore:
         self._clock: Clock = clock or SystemClock()
         self._tables: dict[str, Table[Any]] = {k.name: Table(k) for k in KINDS}
         self._version = 0
-        self._lock = asyncio.Lock()
         self._hub = Hub(history)
         self._batch_limit = batch_limit
         self._read_tx = ReadTx(self._tables)
-        # Shielded propose-and-apply steps whose callers may have gone (cancelled).
-        self._inflight: set[asyncio.Task[None]] = set()
+        self._pending = Pending(self._tables, batch_limit, MAX_GROUP_BYTES)
+        self._committer: asyncio.Task[None] | None = None
 
     @property
     def version(self) -> int:
@@ -114,18 +120,24 @@ class MemoryStore:
             errors.Unavailable, errors.NotLeader: from the proposer; nothing was applied.
         """
         reject_async(fn)
-        await self._lock.acquire()
-        try:
+        pending = self._pending
+        if self._proposer is None:
             tx = Tx(self._tables, self._version + 1, self._now())
             result = fn(tx)
             reject_awaitable(result)
-        except BaseException:
-            self._lock.release()
-            raise
-        if not tx.changes:
-            self._lock.release()
+            if tx.changes:
+                self._apply(tx.changes, tx.version)
             return result
-        await self._commit([Chunk(tx.version, tx.changes)], tx.handed)
+        tx = Tx(pending.readers, pending.next_version(self._version), self._now(), self._version)
+        result = fn(tx)
+        reject_awaitable(result)
+        if not tx.changes:
+            await self._settle()  # what it read must have committed
+            return result
+        group = pending.group_for(self._version, _size(tx.changes))
+        pending.push(tx.layers())
+        pending.add(group, tx.changes, tx.handed, _size(tx.changes))
+        await self._wait_for(group)
         return result
 
     async def batch(self, fn: Callable[[Batch], R]) -> R:
@@ -139,15 +151,29 @@ class MemoryStore:
             errors.Unavailable, errors.NotLeader: from the proposer.
         """
         reject_async(fn)
-        await self._lock.acquire()
-        try:
+        pending = self._pending
+        if self._proposer is None:
             b = Batch(self._tables, self._version + 1, self._now(), self._batch_limit)
             result = fn(b)
             reject_awaitable(result)
-        except BaseException:
-            self._lock.release()
-            raise
-        await self._commit([c for c in b.chunks if c.changes], b.handed)
+            for chunk in b.chunks:
+                if chunk.changes:
+                    self._apply(chunk.changes, self._version + 1)
+            return result
+        first = (pending.groups[-1].version if pending.groups else self._version) + 1
+        b = Batch(pending.readers, first, self._now(), self._batch_limit, self._version)
+        result = fn(b)
+        reject_awaitable(result)
+        chunks = [c for c in b.chunks if c.changes]
+        if not chunks:
+            await self._settle()
+            return result
+        pending.push(b.layers)
+        groups = [pending.new_group(self._version) for _ in chunks]
+        for group, chunk in zip(groups, chunks, strict=True):
+            pending.add(group, chunk.changes, (), _size(chunk.changes))
+        groups[-1].handed.extend(b.handed)  # resolved once the last chunk committed
+        await self._wait_for(groups[-1])  # a failed chunk fails every later one
         return result
 
     def watch(
@@ -205,6 +231,7 @@ class MemoryStore:
         Watchers are closed with errors.Unavailable (they missed changes) and the replay history
         is dropped. Must not be called while a write transaction is being committed.
         """
+        self._pending.fail(errors.Unavailable("the store was restored from a snapshot"))
         total = _snapshot.load(snap, self._tables)
         self._version = version
         self._hub.reset(version, "store restored from a snapshot")
@@ -241,43 +268,47 @@ class MemoryStore:
         ts.FromNanoseconds(int(self._clock.now() * 1e9))
         return ts
 
-    async def _commit(self, chunks: list[Chunk], handed: list[Any]) -> None:
-        """Propose and apply chunks in order, then release the write lock (held by the caller)."""
-        if self._proposer is None:
-            try:
-                for chunk in chunks:
-                    self._apply(chunk.changes, self._version + 1)
-            finally:
-                self._lock.release()
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._propose_and_apply(self._proposer, chunks, handed), name="store-commit"
-        )
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-        await asyncio.shield(task)
+    async def _wait_for(self, group: Group) -> None:
+        """Have the committer propose the waiting groups; return once `group` is applied."""
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.get_running_loop().create_task(
+                self._commit_groups(), name="store-commit"
+            )
+        await asyncio.shield(group.done)
 
-    async def _propose_and_apply(
-        self, proposer: Proposer, chunks: list[Chunk], handed: list[Any]
-    ) -> None:
-        try:
-            remap: dict[int, int] = {}
-            for chunk in chunks:
-                version = await proposer.propose([_to_action(c) for c in chunk.changes])
+    async def _settle(self) -> None:
+        """Wait until every write waiting now has committed (raise if one failed)."""
+        groups = self._pending.groups
+        if groups:
+            await self._wait_for(groups[-1])
+
+    async def _commit_groups(self) -> None:
+        """Propose the waiting groups in order, each once the one before committed."""
+        proposer = self._proposer
+        assert proposer is not None
+        pending = self._pending
+        while pending.groups:
+            group = pending.groups[0]
+            group.proposed = True
+            try:
+                version = await proposer.propose([_to_action(c) for c in group.changes])
                 if version <= self._version:
                     raise errors.FailedPrecondition(
                         f"proposer returned version {version}, not after store version "
                         f"{self._version}"
                     )
-                self._apply(chunk.changes, version)
-                if version != chunk.version:
-                    remap[chunk.version] = version
-            if remap:
-                for obj in handed:
-                    meta = obj.meta.version
-                    meta.index = remap.get(meta.index, meta.index)
-        finally:
-            self._lock.release()
+            except BaseException as err:
+                if group.done.done():
+                    continue  # failed meanwhile (a restore): the groups are gone already
+                pending.fail(err)
+                if not isinstance(err, Exception):
+                    raise  # cancelled (the loop is closing): the callers were told
+                continue
+            if group.done.done():
+                continue  # failed meanwhile (a restore); raft applies the entry itself
+            self._apply(group.changes, version)
+            pending.committed(group, version)
+            group.done.set_result(None)
 
     def _apply(self, changes: list[Change], version: int) -> None:
         """Apply one committed transaction: stamp, store, then publish its events."""
@@ -300,6 +331,11 @@ class MemoryStore:
             events.append(Event(name, action, copy_of(obj), old, version))
         self._version = version
         self._hub.publish(version, events)
+
+
+def _size(changes: list[Change]) -> int:
+    """Encoded bytes of the changed objects (what a proposal of them carries, about)."""
+    return sum(c.obj.ByteSize() for c in changes)
 
 
 def _to_action(change: Change) -> store_pb2.StoreAction:

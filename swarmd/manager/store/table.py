@@ -235,6 +235,17 @@ class Layer(Generic[ObjT]):
         self.touched.add(obj_id)
         self.overlay.remove(obj_id)
 
+    def forget(self, obj_id: str) -> None:
+        """Drop what the layer holds for obj_id: reads of it fall through to the base again."""
+        if obj_id in self.touched:
+            self.touched.discard(obj_id)
+            self.overlay.remove(obj_id)
+
+    def clear(self) -> None:
+        """Drop everything the layer holds."""
+        self.touched.clear()
+        self.overlay.clear()
+
     def merge_into(self, parent: Layer[ObjT]) -> None:
         """Push this layer's changes down into parent (a batch's layer) when a sub-tx succeeds."""
         for obj_id in self.touched:

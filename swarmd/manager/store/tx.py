@@ -52,6 +52,10 @@ W = TypeVar("W")
 # Table readers by kind name. Heterogeneous (one message type per entry), hence Any.
 Readers = Mapping[str, Reader[Any]]
 
+# A copy handed to a caller of an object written but not committed yet, and that stored
+# instance: the copy takes the instance's version once it committed.
+Handed = tuple[StoreObject, StoreObject]
+
 
 @dataclass(slots=True)
 class Change:
@@ -77,10 +81,11 @@ class ReadTable(Generic[ObjT]):
     def _out(self, obj: ObjT) -> ObjT:
         out = self._kind.copy(obj)
         tx = self._tx
-        # Committed objects are at most the store version; only writes of this tx (or of earlier
-        # units of its batch) carry a predicted version, which may need re-stamping after commit.
+        # Committed objects are at most the store version; only uncommitted writes (this tx's,
+        # its batch's, or those waiting for their commit) carry a predicted version, which the
+        # stored instance corrects once it committed.
         if tx is not None and obj.meta.version.index > tx.base_version:
-            tx.handed.append(out)
+            tx.handed.append((out, obj))
         return out
 
     def _many(self, ids: Iterable[str], *, ordered: bool = False) -> list[ObjT]:
@@ -323,7 +328,8 @@ class Tx(ReadTx):
         version: the version its writes are stamped with (predicted: store version + 1).
         now: the timestamp its writes carry (taken from the store's Clock when it began).
         changes: the writes so far, in order.
-        handed: copies given out of objects written in this tx (re-stamped after commit).
+        handed: copies given out of uncommitted objects, with those objects (re-stamped after
+            commit).
     """
 
     __slots__ = ("base_version", "changes", "handed", "now", "version")
@@ -340,7 +346,7 @@ class Tx(ReadTx):
         self.version = version
         self.now = now
         self.changes: list[Change] = []
-        self.handed: list[StoreObject] = []
+        self.handed: list[Handed] = []
 
     def _write(self, kind: Kind[ObjT], factory: Callable[[Kind[ObjT], Layer[ObjT], Tx], W]) -> W:
         table = self._tables.get(kind.name)
@@ -385,9 +391,17 @@ class Tx(ReadTx):
         return self._write(NETWORKS, WriteTable)
 
     def merge_into(self, parents: Mapping[str, Layer[Any]]) -> None:
-        """Push this tx's writes into a batch's layers (after its callback succeeded)."""
-        for name, table in self._tables.items():
-            cast(WriteTable[Any], table)._layer.merge_into(parents[name])
+        """Push this tx's writes into the layers below (a batch's, or the store's pending)."""
+        for layer in self.layers().values():
+            layer.merge_into(parents[layer.kind.name])
+
+    def layers(self) -> dict[str, Layer[Any]]:
+        """The layers this tx wrote to, by kind name."""
+        return {
+            name: table._layer
+            for name, table in self._tables.items()
+            if isinstance(table, WriteTable)
+        }
 
 
 @dataclass(slots=True)
@@ -408,16 +422,21 @@ class Batch:
     """
 
     def __init__(
-        self, readers: Readers, first_version: int, now: timestamp_pb2.Timestamp, limit: int
+        self,
+        readers: Readers,
+        first_version: int,
+        now: timestamp_pb2.Timestamp,
+        limit: int,
+        base_version: int | None = None,
     ) -> None:
-        self._layers: dict[str, Layer[Any]] = {
+        self.layers: dict[str, Layer[Any]] = {
             name: Layer(BY_NAME[name], reader) for name, reader in readers.items()
         }
         self._now = now
         self._limit = limit
-        self._base_version = first_version - 1
+        self._base_version = first_version - 1 if base_version is None else base_version
         self.chunks: list[Chunk] = [Chunk(first_version)]
-        self.handed: list[StoreObject] = []
+        self.handed: list[Handed] = []
 
     def update(self, fn: Callable[[Tx], R]) -> R:
         """Run fn against the batch's state so far; its writes join the current chunk.
@@ -430,10 +449,10 @@ class Batch:
         if len(chunk.changes) >= self._limit:
             chunk = Chunk(chunk.version + 1)
             self.chunks.append(chunk)
-        tx = Tx(self._layers, chunk.version, self._now, self._base_version)
+        tx = Tx(self.layers, chunk.version, self._now, self._base_version)
         result = fn(tx)
         reject_awaitable(result)
-        tx.merge_into(self._layers)
+        tx.merge_into(self.layers)
         chunk.changes.extend(tx.changes)
         self.handed.extend(tx.handed)
         return result
