@@ -147,3 +147,56 @@ def test_rawnode_own_read_forwarded_back_without_leader_is_dropped_quietly() -> 
     bounced = Message(type=MessageType.READ_INDEX, from_=ONE, to=ONE, context=b"r")
     m.node.step(bounced)
     assert m.handle_ready() is None
+
+
+def _three() -> dict[RaftID, Member]:
+    """Three bootstrapped members; member 1 campaigned and won (messages delivered by hand)."""
+    ids = [RaftID(1), RaftID(2), RaftID(3)]
+    members = {i: Member(i, MemoryStorage(), Config(id=i), FixedRandom()) for i in ids}
+    for m in members.values():
+        m.node.bootstrap(ids)
+        m.handle_ready()
+    members[ONE].node.campaign()
+    for _ in range(6):  # votes out, votes back, the new term's first entry out and acked
+        for m in members.values():
+            rd = m.handle_ready()
+            for msg in rd.messages if rd else ():
+                members[msg.to].node.step(msg)
+    assert members[ONE].node.status().soft_state.state is StateType.LEADER
+    return members
+
+
+def test_rawnode_batched_proposal_goes_out_as_one_append_per_follower() -> None:
+    members = _three()
+    last = members[ONE].node.propose_batch([b"a", b"b", b"c"])
+    rd = members[ONE].handle_ready()
+    assert rd is not None
+    assert [e.data for e in rd.entries] == [b"a", b"b", b"c"]
+    assert rd.entries[-1].index == last
+    appends = [m for m in rd.messages if m.type is MessageType.APP]
+    assert sorted(m.to for m in appends) == [2, 3]
+    assert all(len(m.entries) == 3 for m in appends)
+    with pytest.raises(ValueError, match="at least one entry"):
+        members[ONE].node.propose_batch([])
+
+
+def test_rawnode_only_a_leaders_appends_may_leave_before_its_writes() -> None:
+    members = _three()
+    members[ONE].node.propose(b"x")
+    rd = members[ONE].node.ready()
+    early, late = rd.split_messages()
+    assert rd.keeps_vote
+    assert {m.type for m in early} == {MessageType.APP}
+    assert late == ()
+    members[ONE].finish_ready(rd)
+    # A follower's acknowledgement promises what it stored: it must wait for the write.
+    for msg in rd.messages:
+        members[msg.to].node.step(msg)
+    ack = members[RaftID(2)].node.ready()
+    assert ack.split_messages() == ((), ack.messages)
+    assert {m.type for m in ack.messages} == {MessageType.APP_RESP}
+    # Vote requests wait as well (with them, the acknowledgement queued before).
+    members[RaftID(3)].node.campaign()
+    vote = members[RaftID(3)].node.ready()
+    assert MessageType.PRE_VOTE in {m.type for m in vote.messages}
+    assert vote.split_messages() == ((), vote.messages)
