@@ -14,6 +14,8 @@ Run with `make bench-raft` or `.venv/bin/python -m bench.raft [--only PHASE ...]
 - inproc: three RaftNodes over GrpcTransport with mTLS in this process (bench/raft_inproc.py),
   through MemoryStore.update and through RaftNode.propose directly, 1 and 64 proposers; and
   MemoryStore.batch (1,000 creations per call, transactions of 200 actions), one caller.
+- procs: the same three paths with the leader and its proposers in this process and the two
+  followers each in a process of its own (bench/raft_procs.py), as in a real cluster.
 - snapshot: a store of 100,000 tasks: size, take, write, send (chunked), install
   (bench/raft_snapshot.py).
 - catchup: the same end to end with RaftNodes: two members commit 100,000 tasks and snapshot,
@@ -39,11 +41,12 @@ import grpc
 from bench.harness import REPO, Machine, host_info, summary
 from bench.raft_cluster import ELECTION_EVENTS, ManagerCluster
 from bench.raft_inproc import commit_throughput, run_load
+from bench.raft_procs import commit_throughput_procs
 from bench.raft_snapshot import snapshot_100k, snapshot_catch_up
 from swarmd import log as swarmlog
 from swarmd.api import control_pb2, specs_pb2
 
-PHASES = ["failover", "busy", "api", "inproc", "snapshot", "catchup"]
+PHASES = ["failover", "busy", "api", "inproc", "procs", "snapshot", "catchup"]
 SWARM_FAILOVER_S = 15.0  # Docker Swarm's median as the issue gives it (12.5-16.0 s, 5 runs)
 FAILOVER_GOAL_S = 1.5
 ATTEMPT_EVERY_S = 0.05
@@ -232,6 +235,8 @@ async def amain(args: argparse.Namespace) -> int:
             await c.close(keep=args.keep)
     if "inproc" in only:
         report["inproc"] = await commit_throughput(args.concurrency, args.duration)
+    if "procs" in only:
+        report["procs"] = await commit_throughput_procs(args.concurrency, args.duration)
     if "snapshot" in only:
         snap = await snapshot_100k(args.tasks)
         report["snapshot"] = snap
@@ -278,7 +283,7 @@ def print_summary(report: dict[str, Any]) -> None:
         changed = b["term_after"] != b["term_before"]
         verdict = "ELECTION" if changed else "no election"
         print(f"busy: term {b['term_before']} -> {b['term_after']} ({verdict})")
-    for key in ("api", "inproc"):
+    for key in ("api", "inproc", "procs"):
         for r in report.get(key, []):
             print(
                 f"{key} {r.get('path', 'control')} x{r['concurrency']}: "

@@ -42,12 +42,39 @@ from swarmd.manager.store import Batch, MemoryStore, Tx
 from swarmd.rpc import server as rpcserver
 
 
-def _security(boot: bootstrap.ClusterBootstrap, node_id: str) -> SecurityConfig:
+def member_pems(boot: bootstrap.ClusterBootstrap, node_id: str) -> tuple[bytes, bytes, bytes]:
+    """A manager's key, certificate and the root, as PEM (what a child process is given)."""
     key = generate_key()
     cert = boot.root_ca.sign_csr(
         new_csr(key), node_id, Role.MANAGER, boot.cluster_id, ["127.0.0.1"]
     )
-    return SecurityConfig(credentials_from_pem(key_to_pem(key), cert, boot.root_ca.cert_pem))
+    return key_to_pem(key), cert, boot.root_ca.cert_pem
+
+
+def _security(boot: bootstrap.ClusterBootstrap, node_id: str) -> SecurityConfig:
+    return SecurityConfig(credentials_from_pem(*member_pems(boot, node_id)))
+
+
+async def start_member(
+    root: Path,
+    member: types_pb2.RaftMember,
+    founders: list[types_pb2.RaftMember],
+    security: SecurityConfig,
+    cluster_id: str,
+    settings: RaftSettings,
+) -> tuple[RaftNode, MemoryStore, aio.Server, asyncio.Task[None]]:
+    """Open, bootstrap (as one of `founders`), serve and run one member, as a manager does."""
+    node = await RaftNode.open(
+        root / member.node_id, GrpcTransport(security), settings, member=member
+    )
+    await node.bootstrap(founders)
+    store = MemoryStore(proposer=node)
+    await node.recover(store)
+    server, _ = rpcserver.cluster_server(security, cluster_id, member.addr)
+    raft_pb2_grpc.add_RaftServicer_to_server(RaftServicer(node, node.address_book.get), server)
+    await server.start()
+    task = asyncio.create_task(node.run(), name=f"raft-{member.raft_id}")
+    return node, store, server, task
 
 
 BATCH_UNITS = 1000
@@ -141,19 +168,17 @@ class InProcessCluster:
     async def start_member(self, i: int) -> RaftNode:
         """Open, bootstrap (all three are founders), serve and run member `i`."""
         m = self.members[i]
-        security = _security(self._boot, m.node_id)
-        node = await RaftNode.open(
-            self.root / m.node_id, GrpcTransport(security), self.settings, member=m
+        node, store, server, task = await start_member(
+            self.root,
+            m,
+            list(self.members.values()),
+            _security(self._boot, m.node_id),
+            self._boot.cluster_id,
+            self.settings,
         )
-        await node.bootstrap(list(self.members.values()))
-        store = MemoryStore(proposer=node)
-        await node.recover(store)
-        server, _ = rpcserver.cluster_server(security, self._boot.cluster_id, m.addr)
-        raft_pb2_grpc.add_RaftServicer_to_server(RaftServicer(node, node.address_book.get), server)
-        await server.start()
         self._servers.append(server)
         self.nodes[i], self.stores[i] = node, store
-        self._tasks.append(asyncio.create_task(node.run(), name=f"raft-{i}"))
+        self._tasks.append(task)
         return node
 
     async def leader(self, within: float = 30.0) -> int:
@@ -178,9 +203,9 @@ class InProcessCluster:
             await server.stop(None)
 
 
-def _print(path: str, r: dict[str, Any], actions_per_s: float) -> None:
+def _print(where: str, path: str, r: dict[str, Any], actions_per_s: float) -> None:
     print(
-        f"  in-process {path:7s} x{r['concurrency']:<3d} {actions_per_s:8.1f} actions/s "
+        f"  {where} {path:7s} x{r['concurrency']:<3d} {actions_per_s:8.1f} actions/s "
         f"({r['per_s']} calls/s) p50 {r.get('p50_ms', '-')} ms p99 {r.get('p99_ms', '-')} ms "
         f"errors {r['errors']}",
         flush=True,
@@ -193,42 +218,54 @@ async def commit_throughput(
     """`store` and `propose` at each concurrency, then `batch`, on one fresh 3-node cluster."""
     tmp = root or Path(tempfile.mkdtemp(prefix="swarmd-bench-raft-"))
     cluster = InProcessCluster(tmp)
-    results: list[dict[str, Any]] = []
     try:
         await cluster.start()
         lead = await cluster.leader()
-        store, node = cluster.stores[lead], cluster.nodes[lead]
-        # warm up channels and SQLite before timing
-        for k in range(20):
-            await node.propose([_secret_action(f"warm-{k}")])
-        for path in ("store", "propose"):
-            for n in concurrencies:
-                tag = f"{path}-{n}"
-
-                async def via_store(w: int, seq: int, tag: str = tag) -> None:
-                    action = _secret_action(f"{tag}-{w}-{seq}")
-                    await store.update(lambda tx: tx.secrets.create(action.secret))
-
-                async def via_propose(w: int, seq: int, tag: str = tag) -> None:
-                    await node.propose([_secret_action(f"{tag}-{w}-{seq}")])
-
-                r = await run_load(via_store if path == "store" else via_propose, n, duration)
-                results.append({"path": path, "actions_per_s": r["per_s"], **r})
-                _print(path, r, r["per_s"])
-
-        async def via_batch(w: int, seq: int) -> None:
-            def units(b: Batch) -> None:
-                for j in range(BATCH_UNITS):
-                    b.update(_create_secret(_secret_action(f"batch-{w}-{seq}-{j}").secret))
-
-            await store.batch(units)
-
-        r = await run_load(via_batch, 1, duration)
-        rate = round(r["per_s"] * BATCH_UNITS, 1)
-        results.append({"path": "batch", "units_per_call": BATCH_UNITS, "actions_per_s": rate, **r})
-        _print("batch", r, rate)
+        return await measure_paths(
+            cluster.stores[lead], cluster.nodes[lead], concurrencies, duration
+        )
     finally:
         await cluster.close()
         if root is None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def measure_paths(
+    store: MemoryStore,
+    node: RaftNode,
+    concurrencies: list[int],
+    duration: float,
+    where: str = "in-process",
+) -> list[dict[str, Any]]:
+    """The three paths (store, propose, batch) against a leader's store and raft node."""
+    results: list[dict[str, Any]] = []
+    # warm up channels and SQLite before timing
+    for k in range(20):
+        await node.propose([_secret_action(f"warm-{k}")])
+    for path in ("store", "propose"):
+        for n in concurrencies:
+            tag = f"{path}-{n}"
+
+            async def via_store(w: int, seq: int, tag: str = tag) -> None:
+                action = _secret_action(f"{tag}-{w}-{seq}")
+                await store.update(lambda tx: tx.secrets.create(action.secret))
+
+            async def via_propose(w: int, seq: int, tag: str = tag) -> None:
+                await node.propose([_secret_action(f"{tag}-{w}-{seq}")])
+
+            r = await run_load(via_store if path == "store" else via_propose, n, duration)
+            results.append({"path": path, "actions_per_s": r["per_s"], **r})
+            _print(where, path, r, r["per_s"])
+
+    async def via_batch(w: int, seq: int) -> None:
+        def units(b: Batch) -> None:
+            for j in range(BATCH_UNITS):
+                b.update(_create_secret(_secret_action(f"batch-{w}-{seq}-{j}").secret))
+
+        await store.batch(units)
+
+    r = await run_load(via_batch, 1, duration)
+    rate = round(r["per_s"] * BATCH_UNITS, 1)
+    results.append({"path": "batch", "units_per_call": BATCH_UNITS, "actions_per_s": rate, **r})
+    _print(where, "batch", r, rate)
     return results

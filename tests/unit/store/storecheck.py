@@ -2,15 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import asyncio
+from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from swarmd.api import objects_pb2, types_pb2
+from swarmd.api import objects_pb2, store_pb2, types_pb2
 from swarmd.manager.store import ReadTx
 
 T = TypeVar("T")
 
 NAME_KINDS = ("services", "nodes", "secrets", "configs", "networks", "clusters", "tasks")
+
+
+class RecordingProposer:
+    """Commits everything; versions advance by `step` (a Raft log has entries besides ours).
+
+    With `gate` set, each proposal waits for it; `arrived` is set once one is waiting, and
+    `most_in_flight` tells how many were outstanding at once. `fail` makes proposals raise.
+    """
+
+    def __init__(self, step: int = 1) -> None:
+        self.step = step
+        self.index = 0
+        self.proposals: list[list[store_pb2.StoreAction]] = []
+        self.fail: Exception | None = None
+        self.gate: asyncio.Event | None = None
+        self.arrived = asyncio.Event()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def propose(self, actions: Sequence[store_pb2.StoreAction]) -> int:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.arrived.set()
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.fail is not None:
+                raise self.fail
+            self.proposals.append(
+                [store_pb2.StoreAction.FromString(a.SerializeToString()) for a in actions]
+            )
+            self.index += self.step
+            return self.index
+        finally:
+            self.in_flight -= 1
 
 
 def run_now(coro: Coroutine[Any, Any, T]) -> T:

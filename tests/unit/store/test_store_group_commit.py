@@ -4,44 +4,20 @@ writes, fail together, and get the versions raft gave them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import pytest
-from storecheck import secret, service
+from storecheck import RecordingProposer, secret, service
 
 from swarmd import errors
-from swarmd.api import objects_pb2, store_pb2
+from swarmd.api import objects_pb2
 from swarmd.manager.store import MemoryStore
 
 
-class GatedProposer:
-    """Holds every proposal until released; versions advance by `step` per proposal."""
-
-    def __init__(self, step: int = 1) -> None:
-        self.step = step
-        self.index = 0
-        self.proposals: list[list[store_pb2.StoreAction]] = []
-        self.in_flight = 0
-        self.most_in_flight = 0
-        self.fail: Exception | None = None
-        self.release = asyncio.Event()
-        self.arrived = asyncio.Event()
-
-    async def propose(self, actions: Sequence[store_pb2.StoreAction]) -> int:
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        self.arrived.set()
-        try:
-            await self.release.wait()
-            if self.fail is not None:
-                raise self.fail
-            self.proposals.append(
-                [store_pb2.StoreAction.FromString(a.SerializeToString()) for a in actions]
-            )
-            self.index += self.step
-            return self.index
-        finally:
-            self.in_flight -= 1
+def gated(step: int = 1) -> RecordingProposer:
+    """A proposer that holds every proposal until `gate` is set."""
+    proposer = RecordingProposer(step)
+    proposer.gate = asyncio.Event()
+    return proposer
 
 
 def _names(store: MemoryStore) -> list[str]:
@@ -49,7 +25,7 @@ def _names(store: MemoryStore) -> list[str]:
 
 
 async def test_writers_arriving_during_a_proposal_share_the_next_one():
-    proposer = GatedProposer()
+    proposer = gated()
     store = MemoryStore(proposer)
     first = asyncio.create_task(store.update(lambda tx: tx.secrets.create(secret("a", "a"))))
     await proposer.arrived.wait()  # "a" is in flight alone
@@ -61,7 +37,7 @@ async def test_writers_arriving_during_a_proposal_share_the_next_one():
     ]
     await asyncio.sleep(0)
     assert _names(store) == []  # nothing is visible before it committed
-    proposer.release.set()
+    proposer.gate.set()
     created = await asyncio.gather(first, *rest)
     assert [len(p) for p in proposer.proposals] == [1, 10]
     assert proposer.most_in_flight == 1  # never two proposals of one store at once
@@ -72,7 +48,7 @@ async def test_writers_arriving_during_a_proposal_share_the_next_one():
 
 
 async def test_a_transaction_sees_the_writes_still_waiting_for_their_commit():
-    proposer = GatedProposer()
+    proposer = gated()
     store = MemoryStore(proposer)
     creating = asyncio.create_task(
         store.update(lambda tx: tx.services.create(service("s1", "web")))
@@ -88,7 +64,7 @@ async def test_a_transaction_sees_the_writes_still_waiting_for_their_commit():
     relabelling = asyncio.create_task(store.update(relabel))
     with pytest.raises(errors.AlreadyExists):
         await store.update(lambda tx: tx.services.create(service("s1", "other")))
-    proposer.release.set()
+    proposer.gate.set()
     created, relabelled = await asyncio.gather(creating, relabelling)
     assert created.meta.version.index == 1
     assert relabelled.meta.version.index == 2
@@ -99,11 +75,11 @@ async def test_a_transaction_sees_the_writes_still_waiting_for_their_commit():
 
 
 async def test_a_stale_update_conflicts_with_a_waiting_write():
-    proposer = GatedProposer()
-    proposer.release.set()
+    proposer = gated()
+    proposer.gate.set()
     store = MemoryStore(proposer)
     committed = await store.update(lambda tx: tx.services.create(service("s1", "web")))
-    proposer.release.clear()
+    proposer.gate.clear()
     proposer.arrived.clear()
     fresh = objects_pb2.Service()
     fresh.CopyFrom(committed)
@@ -114,19 +90,19 @@ async def test_a_stale_update_conflicts_with_a_waiting_write():
     stale.CopyFrom(committed)  # read before the waiting update: must not overwrite it
     with pytest.raises(errors.SequenceConflict):
         await store.update(lambda tx: tx.services.update(stale))
-    proposer.release.set()
+    proposer.gate.set()
     await waiting
 
 
 async def test_a_failed_proposal_fails_the_writes_built_on_it_and_leaves_no_trace():
-    proposer = GatedProposer()
+    proposer = gated()
     store = MemoryStore(proposer)
     first = asyncio.create_task(store.update(lambda tx: tx.secrets.create(secret("a", "a"))))
     await proposer.arrived.wait()
     later = asyncio.create_task(store.update(lambda tx: tx.secrets.create(secret("b", "b"))))
     await asyncio.sleep(0)
     proposer.fail = errors.Unavailable("raft leadership lost before the proposal committed")
-    proposer.release.set()
+    proposer.gate.set()
     for task in (first, later):
         with pytest.raises(errors.Unavailable, match="leadership lost"):
             await task
@@ -140,13 +116,13 @@ async def test_a_failed_proposal_fails_the_writes_built_on_it_and_leaves_no_trac
 
 
 async def test_versions_follow_the_proposer_when_raft_puts_entries_in_between():
-    proposer = GatedProposer(step=3)  # e.g. an election's empty entry and a membership change
+    proposer = gated(step=3)  # e.g. an election's empty entry and a membership change
     store = MemoryStore(proposer)
     first = asyncio.create_task(store.update(lambda tx: tx.services.create(service("s1", "web"))))
     await proposer.arrived.wait()
     second = asyncio.create_task(store.update(lambda tx: tx.services.create(service("s2", "db"))))
     await asyncio.sleep(0)
-    proposer.release.set()
+    proposer.gate.set()
     one, two = await asyncio.gather(first, second)
     assert (one.meta.version.index, two.meta.version.index) == (3, 6)
     assert store.version == 6
@@ -157,14 +133,14 @@ async def test_versions_follow_the_proposer_when_raft_puts_entries_in_between():
 
 
 async def test_a_read_only_transaction_returns_once_what_it_read_has_committed():
-    proposer = GatedProposer()
+    proposer = gated()
     store = MemoryStore(proposer)
     creating = asyncio.create_task(store.update(lambda tx: tx.secrets.create(secret("a", "a"))))
     await proposer.arrived.wait()
     reading = asyncio.create_task(store.update(lambda tx: tx.secrets.get("a")))
     await asyncio.sleep(0.01)
     assert not reading.done()
-    proposer.release.set()
+    proposer.gate.set()
     seen = await reading
     assert seen is not None
     assert seen.meta.version.index == 1
@@ -172,8 +148,8 @@ async def test_a_read_only_transaction_returns_once_what_it_read_has_committed()
 
 
 async def test_groups_stay_under_the_action_limit():
-    proposer = GatedProposer()
-    proposer.release.set()
+    proposer = gated()
+    proposer.gate.set()
     store = MemoryStore(proposer, batch_limit=4)
     await asyncio.gather(
         *(
@@ -187,20 +163,20 @@ async def test_groups_stay_under_the_action_limit():
 
 
 async def test_a_cancelled_writer_still_has_its_write_applied():
-    proposer = GatedProposer()
+    proposer = gated()
     store = MemoryStore(proposer)
     writer = asyncio.create_task(store.update(lambda tx: tx.secrets.create(secret("a", "a"))))
     await proposer.arrived.wait()
     writer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await writer
-    proposer.release.set()
+    proposer.gate.set()
     await store.update(lambda tx: tx.secrets.create(secret("b", "b")))
     assert _names(store) == ["a", "b"]
 
 
 async def test_a_batch_joins_the_queue_behind_waiting_writes():
-    proposer = GatedProposer()
+    proposer = gated()
     store = MemoryStore(proposer, batch_limit=2)
     single = asyncio.create_task(store.update(lambda tx: tx.secrets.create(secret("a", "a"))))
     await proposer.arrived.wait()
@@ -211,7 +187,7 @@ async def test_a_batch_joins_the_queue_behind_waiting_writes():
 
     batching = asyncio.create_task(store.batch(five))
     await asyncio.sleep(0)
-    proposer.release.set()
+    proposer.gate.set()
     await asyncio.gather(single, batching)
     assert [len(p) for p in proposer.proposals] == [1, 2, 2, 1]
     assert store.version == 4

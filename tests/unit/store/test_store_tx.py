@@ -3,37 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import pytest
-from storecheck import node, secret, service, task
+from storecheck import RecordingProposer, node, secret, service, task
 
 from swarmd import errors
 from swarmd.api import store_pb2
 from swarmd.manager.store import MemoryStore, Tx
 from swarmd.testing.fake_clock import FakeClock
-
-
-class RecordingProposer:
-    """Commits everything; versions advance by `step` (a Raft log has entries besides ours)."""
-
-    def __init__(self, step: int = 1) -> None:
-        self.step = step
-        self.index = 0
-        self.proposals: list[list[store_pb2.StoreAction]] = []
-        self.fail: Exception | None = None
-        self.gate: asyncio.Event | None = None
-
-    async def propose(self, actions: Sequence[store_pb2.StoreAction]) -> int:
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail is not None:
-            raise self.fail
-        self.proposals.append(
-            [store_pb2.StoreAction.FromString(a.SerializeToString()) for a in actions]
-        )
-        self.index += self.step
-        return self.index
 
 
 async def test_store_create_stamps_meta_from_clock_and_version():
