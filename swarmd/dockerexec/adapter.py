@@ -5,8 +5,10 @@ engine's request API (the event stream has its own client and thread, events.py)
 dedicated pool: the Docker SDK blocks, and the loop's default executor is shared by everyone
 (measurements.md section 5: more than 4-6 parallel calls only add latency, and the SDK's
 connection pool must be at least as large as the number of threads using it). The pool runs
-the calls that move a task forward (start, stop, kill, inspect) before queued creates, pulls
-and lists (callpool.py), so containers start while others are still being created.
+the calls that move a task forward (start, stop, kill, inspect) before queued lists, pulls and
+removes, and those before creates, of which only `create_limit` run at once (callqueue.py):
+containers start while others are still being created, and the creates do not crowd the
+starts out of the engine.
 
 Every call has two timeouts: the client's HTTP timeout (`call_timeout`, applied to each socket
 operation by the SDK; `stop` adds the grace period itself) and an overall deadline on the
@@ -34,7 +36,8 @@ import docker.models.containers
 import structlog
 
 from swarmd.agent.exec import TemporaryError
-from swarmd.dockerexec.callpool import NORMAL, URGENT, CallPool
+from swarmd.dockerexec.callpool import CREATE, NORMAL, URGENT, CallPool
+from swarmd.dockerexec.callqueue import DEFAULT_CREATE_LIMIT
 from swarmd.errors import FailedPrecondition, NotFound
 
 _log = structlog.get_logger(component="dockerexec")
@@ -87,12 +90,13 @@ class DockerAdapter:
         workers: int = DEFAULT_WORKERS,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         pull_timeout: float = DEFAULT_PULL_TIMEOUT,
+        create_limit: int = DEFAULT_CREATE_LIMIT,
     ) -> None:
         self.base_url = base_url
         self.call_timeout = call_timeout
         self.pull_timeout = pull_timeout
         self._workers = workers
-        self._pool = CallPool(workers, "dockerexec")
+        self._pool = CallPool(workers, "dockerexec", {CREATE: create_limit})
         # A stop blocks its thread for the whole stop grace (the engine waits, then kills): on
         # the shared pool, 8 stops in their grace would hold every thread and stall the node's
         # creates and starts (a start-first update retiring old tasks). Stops get their own.
@@ -106,10 +110,15 @@ class DockerAdapter:
         # The SDK types timeout as int but passes it to requests, which takes floats and None.
         t: Any = timeout
         if self.base_url:
-            return docker.DockerClient(
+            client = docker.DockerClient(
                 base_url=self.base_url, timeout=t, max_pool_size=self._connections()
             )
-        return docker.DockerClient.from_env(timeout=t, max_pool_size=self._connections())
+        else:
+            client = docker.DockerClient.from_env(timeout=t, max_pool_size=self._connections())
+        # The low-level client is a requests Session: without this, every call looks for
+        # proxy variables and stats ~/.netrc, CPU that the engine's own work needs here.
+        client.api.trust_env = False
+        return client
 
     def _connections(self) -> int:
         # Every thread of both pools may hold a connection at once.
@@ -127,13 +136,13 @@ class DockerAdapter:
         fn: Callable[[docker.DockerClient], T],
         deadline: float | None = None,
         *,
-        urgent: bool = False,
+        cls: int = NORMAL,
         stop_pool: bool = False,
     ) -> T:
         if self._closed:
             raise TemporaryError(f"docker {op}: the docker executor is closed")
         pool = self._stop_pool if stop_pool else self._pool
-        job = pool.submit(URGENT if urgent else NORMAL, functools.partial(self._call, op, fn))
+        job = pool.submit(cls, functools.partial(self._call, op, fn))
         fut = asyncio.wrap_future(job)
         budget = deadline if deadline is not None else self.call_timeout + 5.0
         try:
@@ -210,7 +219,7 @@ class DockerAdapter:
             resp: Mapping[str, Any] = c.api.create_container(**low)
             return str(resp["Id"])
 
-        return await self._run(f"create {kwargs.get('name', '')}", call)
+        return await self._run(f"create {kwargs.get('name', '')}", call, cls=CREATE)
 
     async def inspect(self, ref: str) -> dict[str, Any] | None:
         """`docker inspect` of a container by id or name, or None when it does not exist."""
@@ -222,7 +231,7 @@ class DockerAdapter:
             except docker.errors.NotFound:
                 return None
 
-        return await self._run(f"inspect {ref}", call, urgent=True)
+        return await self._run(f"inspect {ref}", call, cls=URGENT)
 
     async def list_by_labels(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
         """Every container (running or not) carrying all of `labels`, as the list API gives."""
@@ -235,7 +244,7 @@ class DockerAdapter:
 
     async def start(self, ref: str) -> None:
         """Start a container (a running one is left alone by the engine)."""
-        await self._run(f"start {ref}", lambda c: c.api.start(ref), urgent=True)
+        await self._run(f"start {ref}", lambda c: c.api.start(ref), cls=URGENT)
 
     async def stop(self, ref: str, grace: int) -> None:
         """Stop signal, then SIGKILL after `grace` seconds; a no-op when not running."""
@@ -243,13 +252,13 @@ class DockerAdapter:
             f"stop {ref}",
             lambda c: c.api.stop(ref, timeout=grace),
             deadline=grace + self.call_timeout + 5.0,
-            urgent=True,
+            cls=URGENT,
             stop_pool=True,
         )
 
     async def kill(self, ref: str) -> None:
         """SIGKILL the container's process."""
-        await self._run(f"kill {ref}", lambda c: c.api.kill(ref), urgent=True)
+        await self._run(f"kill {ref}", lambda c: c.api.kill(ref), cls=URGENT)
 
     async def remove(self, ref: str) -> None:
         """Force-remove the container with its anonymous volumes; a no-op when it is gone."""

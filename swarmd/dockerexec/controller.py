@@ -10,9 +10,9 @@ Engine calls are few on the common path, a new task (benchmarks.md, "Workload pa
 this agent never prepared (state below PREPARING when the controller is made) cannot have a
 container yet, so prepare() creates without the label lookup (a container left by a lost
 create answer is still adopted through the name conflict); the executor's PresentImages saves
-the image inspect; and the inspect made right after start serves the RUNNING report and the
-start of wait(), whose event subscription start() opened before it and hands over. A fresh
-task costs create, start and one inspect.
+the image inspect (tasks preparing together share one); and the inspect made right after
+start serves the RUNNING report and the start of wait(), whose event subscription start()
+opened before it and hands over. A fresh task costs create, start and one inspect.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from swarmd.agent.exec import (
 from swarmd.api import objects_pb2, types_pb2
 from swarmd.dockerexec import container as spec
 from swarmd.dockerexec.adapter import DockerAdapter, EngineConflict, EngineError
+from swarmd.dockerexec.admission import AdmissionGate
 from swarmd.dockerexec.events import HEALTHY, RESYNC, UNHEALTHY, EngineEvent, EventHub
 from swarmd.dockerexec.images import PresentImages
 from swarmd.dockerexec.logs import read_logs
@@ -56,6 +57,7 @@ class DockerController:
         node_id: str,
         *,
         images: PresentImages | None = None,
+        admission: AdmissionGate | None = None,
     ) -> None:
         self.task = task
         self._adapter = adapter
@@ -64,6 +66,12 @@ class DockerController:
         self._images = images or PresentImages(ttl=0.0)
         # PREPARING is recorded before prepare() runs, so below it no container was made.
         self._fresh = task.status.state < types_pb2.TASK_STATE_PREPARING
+        # A new task that is to run goes from create to start inside an admission slot.
+        self._admission = (
+            admission
+            if self._fresh and task.desired_state >= types_pb2.TASK_STATE_RUNNING
+            else None
+        )
         # Computed up front: an invalid spec fails controller creation (InvalidTask), which
         # rejects the task before anything is created.
         self._kwargs = spec.create_kwargs(task, node_id)
@@ -127,15 +135,13 @@ class DockerController:
             self._log.info("adopted existing container", container_id=self._container_id)
             return
         trusted = await self._ensure_image()
+        if self._admission is not None:
+            await self._admission.acquire(self.task.id)
         try:
-            created = await self._create_or_adopt()
-        except NotFound:
-            if not trusted:
-                raise
-            # The image was removed since it was seen (the engine: 404 "no such image").
-            self._images.forget(self._image)
-            await self._ensure_image()
-            created = await self._create_or_adopt()
+            created = await self._create_or_adopt_image_again(trusted)
+        except BaseException:
+            self._release()
+            raise
         if not created or self._container_id is None:
             self._log.info("adopted existing container", container_id=self._container_id)
             return
@@ -144,6 +150,22 @@ class DockerController:
             container=types_pb2.ContainerStatus(container_id=self._container_id)
         )
         self._log.info("container created", container_id=self._container_id)
+
+    async def _create_or_adopt_image_again(self, trusted: bool) -> bool:
+        try:
+            return await self._create_or_adopt()
+        except NotFound:
+            if not trusted:
+                raise
+            # The image was removed since it was seen (the engine: 404 "no such image").
+            self._images.forget(self._image)
+            await self._ensure_image()
+            return await self._create_or_adopt()
+
+    def _release(self) -> None:
+        """Give back the admission slot, if this task holds one (every exit path may call)."""
+        if self._admission is not None:
+            self._admission.release(self.task.id)
 
     async def _create_or_adopt(self) -> bool:
         """Create the container (True), or adopt ours that already has its name (False)."""
@@ -163,13 +185,20 @@ class DockerController:
             return False
 
     async def _ensure_image(self) -> bool:
-        """Make sure the image is there; True when only PresentImages said so."""
+        """Make sure the image is there; True when only PresentImages said so.
+
+        Tasks preparing at the same time share one check (and one pull) of their image; a
+        task that joined another's check trusts it like a PresentImages entry.
+        """
         # decisions.md: use the local image when present, pull only when missing.
         if self._image in self._images:
             return True
+        return await self._images.check_once(self._image, self._check_image)
+
+    async def _check_image(self) -> None:
         if await self._adapter.inspect_image(self._image) is not None:
             self._images.seen(self._image)
-            return False
+            return
         self._log.info("pulling image", image=self._image)
         try:
             await self._adapter.pull(self._image)
@@ -178,7 +207,6 @@ class DockerController:
         if await self._adapter.inspect_image(self._image) is None:
             raise ImageNotFound(self._image, "the pull finished but the image is not there")
         self._images.seen(self._image)
-        return False
 
     async def start(self) -> None:
         """Start the container once; with a health check, return when it is healthy."""
@@ -193,7 +221,10 @@ class DockerController:
                 if spec.has_started(info):
                     container_id = None
             if container_id is not None:
-                await self._adapter.start(container_id)
+                try:
+                    await self._adapter.start(container_id)
+                finally:
+                    self._release()  # started or failed: the next task may create
                 self._log.info("container started")
             # Taken after the start, inside the subscription: what wait() would look at first.
             after = await self._require()
@@ -204,6 +235,7 @@ class DockerController:
             self._held, self._held_events, self._held_info = stack, events, after
             stack = contextlib.ExitStack()  # handed over: not closed here
         finally:
+            self._release()
             stack.close()
 
     def _forget(self) -> None:
@@ -282,6 +314,7 @@ class DockerController:
     async def shutdown(self) -> None:
         """`docker stop` with the task's stop signal and grace period; no-op if not running."""
         self._forget()
+        self._release()
         info = await self._lookup()
         if info is None or not spec.is_running(info):
             return
@@ -294,6 +327,7 @@ class DockerController:
     async def terminate(self) -> None:
         """`docker kill`; a no-op when the container is gone or not running."""
         self._forget()
+        self._release()
         info = await self._lookup()
         if info is None or not spec.is_running(info):
             return
@@ -305,6 +339,7 @@ class DockerController:
     async def remove(self) -> None:
         """Force-remove the container and its anonymous volumes; no-op when it is gone."""
         self._forget()
+        self._release()
         info = await self._lookup()
         if info is None:
             return
@@ -319,6 +354,7 @@ class DockerController:
     async def close(self) -> None:
         """Release the event subscription start() kept for a wait() that never came."""
         self._forget()
+        self._release()
 
     async def observe(self) -> RuntimeStatus:
         """Container id, pid, exit code, bound host ports and health, from one inspect.

@@ -3,7 +3,8 @@
 `swarmd.node` makes one per node once the node id is known, `await start()`s it (that starts
 the engine event thread) and hands it to the agent; `await close()` on the way out. Besides the
 protocol (describe, controller, list_task_ids, prune) it offers list_containers() for
-inspection, and keeps the PresentImages its controllers share (images.py). Every list and
+inspection, and keeps what its controllers share: PresentImages (images.py) and the
+AdmissionGate of new tasks between create and start (admission.py). Every list and
 removal is restricted to containers labelled with this node's id: other nodes sharing the
 engine (tests, several swarmd on one host) are never touched.
 """
@@ -25,6 +26,7 @@ from swarmd.dockerexec.adapter import (
     DEFAULT_WORKERS,
     DockerAdapter,
 )
+from swarmd.dockerexec.admission import AdmissionGate
 from swarmd.dockerexec.container import LABEL_NODE_ID, LABEL_TASK_ID
 from swarmd.dockerexec.controller import DockerController
 from swarmd.dockerexec.events import EventHub, EventStream
@@ -89,6 +91,8 @@ class DockerExecutor:
         )
         self.hub = EventHub()
         self.images = PresentImages()
+        # As many new tasks between create and start as the pool has threads (admission.py).
+        self.admission = AdmissionGate(window=workers)
         self.events = EventStream(self.hub, node_id, lambda: self.adapter.new_client(timeout=None))
         self._started = False
 
@@ -128,7 +132,14 @@ class DockerExecutor:
         """A DockerController for `task`; raises InvalidTask for a task it cannot run."""
         if not self._started:
             raise FailedPrecondition("docker executor is not started")
-        return DockerController(self.adapter, self.hub, task, self.node_id, images=self.images)
+        return DockerController(
+            self.adapter,
+            self.hub,
+            task,
+            self.node_id,
+            images=self.images,
+            admission=self.admission,
+        )
 
     async def list_containers(self) -> list[ContainerRecord]:
         """Every container of this node (any state), sorted by task id."""

@@ -1,4 +1,5 @@
-"""callpool.py: urgent calls overtake queued normal ones; results, errors, cancel, shutdown."""
+"""callpool.py: urgent calls overtake queued ones, creates stay under their cap; results, errors,
+cancel, shutdown."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import threading
 
 import pytest
 
-from swarmd.dockerexec.callpool import NORMAL, URGENT, CallPool
+from swarmd.dockerexec.callpool import CREATE, NORMAL, URGENT, CallPool
 
 
 def test_a_queued_urgent_call_runs_before_queued_normal_ones():
@@ -74,5 +75,33 @@ def test_a_call_cancelled_while_queued_never_runs():
         blocker.result(10)
         assert after.result(10) == "after"
         assert ran == []
+    finally:
+        pool.shutdown()
+
+
+def test_creates_beyond_the_cap_leave_threads_free_for_starts():
+    pool = CallPool(4, "test", {CREATE: 1})
+    release = threading.Event()
+    entered = threading.Event()
+    order = []
+
+    def slow_create():
+        entered.set()
+        release.wait(10)
+        order.append("create0")
+
+    try:
+        first = pool.submit(CREATE, slow_create)
+        assert entered.wait(10)
+        second = pool.submit(CREATE, lambda: order.append("create1"))
+        # Three threads are idle, but the second create waits for the first one...
+        start = pool.submit(URGENT, lambda: order.append("start"))
+        assert start.result(10) is None  # ...while a start runs at once.
+        assert order == ["start"]
+        assert not second.done()
+        release.set()
+        first.result(10)
+        second.result(10)
+        assert order == ["start", "create0", "create1"]
     finally:
         pool.shutdown()

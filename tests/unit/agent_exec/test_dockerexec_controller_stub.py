@@ -10,7 +10,8 @@ import pytest
 from swarmd.agent.exec import ExitError, ImageNotFound, TaskRetry, TemporaryError, do
 from swarmd.api import objects_pb2, specs_pb2
 from swarmd.api import types_pb2 as t
-from swarmd.dockerexec.adapter import EngineConflict, PullError
+from swarmd.dockerexec.adapter import EngineConflict, EngineError, PullError
+from swarmd.dockerexec.admission import AdmissionGate
 from swarmd.dockerexec.controller import DockerController
 from swarmd.dockerexec.events import RESYNC, EngineEvent, EventHub
 from swarmd.dockerexec.images import PresentImages
@@ -352,3 +353,98 @@ async def test_an_image_gone_since_it_was_seen_is_pulled_again(hub):
     assert refusals == ["web.1.t1"]
     assert names(adapter) == ["inspect_image", "pull", "inspect_image", "create"]
     assert ctlr.container_id == "c1"
+
+
+# -- tasks arriving together -------------------------------------------------------------------
+
+
+def numbered_task(i):
+    task = new_task()
+    task.id = f"t{i}"
+    task.slot = i
+    return task
+
+
+async def test_tasks_preparing_together_share_one_image_check(hub):
+    adapter = StubAdapter()
+    adapter.images.add("app:1")
+    gate = asyncio.Event()
+    real_inspect_image = adapter.inspect_image
+
+    async def slow_inspect_image(ref):
+        await gate.wait()
+        return await real_inspect_image(ref)
+
+    adapter.inspect_image = slow_inspect_image
+    images = PresentImages()
+    ctlrs = [
+        DockerController(adapter, hub, numbered_task(i), NODE, images=images) for i in range(5)
+    ]
+    preparing = [asyncio.create_task(c.prepare()) for c in ctlrs]
+    await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(*preparing), 5)
+    assert names(adapter) == ["inspect_image"] + ["create"] * 5
+
+
+async def test_tasks_preparing_together_share_one_failed_pull(hub):
+    adapter = StubAdapter()
+    adapter.pull_error = PullError("docker pull app:1: manifest unknown")
+    images = PresentImages()
+    ctlrs = [
+        DockerController(adapter, hub, numbered_task(i), NODE, images=images) for i in range(3)
+    ]
+    results = await asyncio.gather(*(c.prepare() for c in ctlrs), return_exceptions=True)
+    assert all(isinstance(r, ImageNotFound) for r in results)
+    assert names(adapter) == ["inspect_image", "pull"]
+
+
+async def test_new_tasks_beyond_the_admission_window_create_once_a_start_returned(hub):
+    adapter = StartingAdapter()
+    adapter.images.add("app:1")
+    admission = AdmissionGate(window=1)
+    first, second = (
+        DockerController(adapter, hub, numbered_task(i), NODE, admission=admission) for i in (1, 2)
+    )
+    await first.prepare()
+    waiting = asyncio.create_task(second.prepare())
+    await asyncio.sleep(0.01)
+    assert names(adapter).count("create") == 1  # the second waits for the first's start
+    await first.start()
+    await asyncio.wait_for(waiting, 5)
+    assert names(adapter)[-2:] == ["inspect", "create"]
+    await first.close()
+
+
+async def test_a_failed_create_or_a_shutdown_gives_the_slot_back(hub):
+    adapter = StartingAdapter()
+    adapter.images.add("app:1")
+    admission = AdmissionGate(window=1)
+    adapter.create_error = EngineError("docker create: invalid mount", 400)
+    failing = DockerController(adapter, hub, numbered_task(1), NODE, admission=admission)
+    with pytest.raises(EngineError):
+        await failing.prepare()
+    assert not admission.holds("t1")
+    adapter.create_error = None
+    paused = DockerController(adapter, hub, numbered_task(2), NODE, admission=admission)
+    await paused.prepare()
+    assert admission.holds("t2")
+    await paused.shutdown()  # shut down before it was ever started
+    assert not admission.holds("t2")
+    await asyncio.wait_for(
+        DockerController(adapter, hub, numbered_task(3), NODE, admission=admission).prepare(), 5
+    )
+
+
+async def test_a_task_that_is_not_to_run_or_is_adopted_takes_no_slot(hub):
+    adapter = StartingAdapter()
+    adapter.images.add("app:1")
+    admission = AdmissionGate(window=1)
+    staged = numbered_task(1)
+    staged.desired_state = t.TASK_STATE_READY  # prepared now, started later (or never)
+    await DockerController(adapter, hub, staged, NODE, admission=admission).prepare()
+    seen = numbered_task(2)
+    seen.status.state = t.TASK_STATE_PREPARING  # an earlier run may have created it
+    await DockerController(adapter, hub, seen, NODE, admission=admission).prepare()
+    assert not admission.holds("t1")
+    assert not admission.holds("t2")
