@@ -29,6 +29,25 @@ _COMPLETE = dispatcher_pb2.AssignmentsMessage.TYPE_COMPLETE
 REMOVE_TIMEOUT = 60.0
 
 
+# What a status report changes in the manager's copy of a task; everything else is the
+# assignment (SwarmKit compares tasks the same way: TasksEqualStable).
+_VOLATILE_FIELDS = frozenset({"meta", "status"})
+_STABLE_FIELDS = tuple(
+    f.name for f in objects_pb2.Task.DESCRIPTOR.fields if f.name not in _VOLATILE_FIELDS
+)
+
+
+def is_status_echo(known: objects_pb2.Task, incoming: objects_pb2.Task) -> bool:
+    """`incoming` is `known` again with only its meta or an older or equal status. Pure.
+
+    A manager-side status further along than this node's (which TaskManager.update adopts)
+    is not an echo.
+    """
+    if incoming.status.state > known.status.state:
+        return False
+    return all(getattr(known, f) == getattr(incoming, f) for f in _STABLE_FIELDS)
+
+
 class Worker:
     """Task managers by task id; loop-confined."""
 
@@ -75,13 +94,15 @@ class Worker:
         changes = [
             c for c in msg.changes if c.assignment.HasField("task") and c.assignment.task.id
         ]  # secrets and configs are delivered by a later issue
+        seen = {c.assignment.task.id for c in changes}
+        # The dispatcher sends a task again after each status this node reported (its version
+        # moved); nothing this node acts on changed, so it is neither stored nor handed on.
+        news = [c for c in changes if c.action == _REMOVE or not self._is_echo(c.assignment.task)]
         # Every task of the message is in the database before any of their managers starts,
         # and in one transaction: one fsync for the lot, not one each.
-        await self._db.put_tasks([c.assignment.task for c in changes if c.action != _REMOVE])
-        seen: set[str] = set()
-        for change in changes:
+        await self._db.put_tasks([c.assignment.task for c in news if c.action != _REMOVE])
+        for change in news:
             task = change.assignment.task
-            seen.add(task.id)
             if change.action == _REMOVE:
                 await self._remove(task.id)
             else:
@@ -89,6 +110,10 @@ class Worker:
         if msg.type == _COMPLETE:
             for task_id in [t for t in self._managers if t not in seen]:
                 await self._remove(task_id)
+
+    def _is_echo(self, task: objects_pb2.Task) -> bool:
+        current = self._managers.get(task.id)
+        return current is not None and is_status_echo(current[0].task, task)
 
     def _update(self, task: objects_pb2.Task) -> None:
         current = self._managers.get(task.id)
@@ -164,4 +189,4 @@ class Worker:
         self._managers.clear()
 
 
-__all__ = ["Worker"]
+__all__ = ["Worker", "is_status_echo"]
