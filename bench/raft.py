@@ -242,9 +242,11 @@ async def amain(args: argparse.Namespace) -> int:
         report["snapshot"] = snap
         print(
             f"  snapshot of {args.tasks} tasks: {snap['mib']} MiB, take {snap['take_total_s']} s "
-            f"(store {snap['take_s']}, serialize {snap['serialize_s']}, write {snap['write_s']}), "
-            f"install {snap['install_total_s']} s (send {snap['send_s']}, write "
-            f"{snap['install_write_s']}, parse {snap['parse_s']}, restore {snap['restore_s']})",
+            f"(refs on the loop {snap['take_s']}, encode on a thread {snap['serialize_s']}, "
+            f"write {snap['write_s']}), install {snap['install_total_s']} s (send "
+            f"{snap['send_s']}, write {snap['install_write_s']}, parse {snap['parse_s']}, build "
+            f"on a thread {snap['build_s']}, adopt on the loop {snap['adopt_s']}); on the loop "
+            f"{snap['on_loop_s']} s",
             flush=True,
         )
     if "catchup" in only:

@@ -44,7 +44,7 @@ from swarmd.manager.raftnode.members import AddressBook, load_identity
 from swarmd.manager.raftnode.settings import RaftSettings
 from swarmd.manager.raftnode.transport import Transport
 from swarmd.manager.raftnode.waits import ProposalWait, Waits
-from swarmd.manager.store import MemoryStore
+from swarmd.manager.store import BuiltTables, MemoryStore, embedded
 from swarmd.raft import (
     NONE,
     ConfChange,
@@ -72,6 +72,7 @@ _log = structlog.get_logger(component="raftnode")
 T = TypeVar("T")
 
 SNAPSHOT_FORMAT = 1  # store_pb2.Snapshot.version
+_STORE_FIELD = store_pb2.Snapshot.DESCRIPTOR.fields_by_name["store"].number
 MAX_PROPOSAL_BYTES = 3 * 1024 * 1024 // 2  # swarmkit rejects transactions above 1.5 MiB
 MAX_INBOX = 10000  # messages queued for the core; beyond, drop (raft retries)
 _SETTLE_TIMEOUT = 5.0
@@ -134,6 +135,7 @@ class RaftNode:
         self._is_raft_leader = False
         self._leader_barrier = 0
         self._removed = False
+        self._snapshot_job: asyncio.Task[_Encoded] | None = None
         self._linked: set[RaftID] = set()  # peers the transport was told about
         self._request_ids = itertools.count(self._rng.getrandbits(48) << 16)
         self._read_ids = itertools.count(1)
@@ -368,7 +370,7 @@ class RaftNode:
         if rd.soft_state is not None:
             self._on_soft_state(raw, rd.soft_state)
         if rd.snapshot is not None:
-            self._install_snapshot(rd.snapshot)
+            await self._install_snapshot(rd.snapshot)
         for entry in rd.committed_entries:
             if entry.index <= self._applied:
                 continue  # covered by an installed snapshot
@@ -427,6 +429,9 @@ class RaftNode:
 
     def _stop(self) -> None:
         self._running = False
+        if self._snapshot_job is not None:
+            self._snapshot_job.cancel()  # its thread ends on its own; nothing is written
+            self._snapshot_job = None
         self._is_raft_leader = False
         self._waits.fail_all(errors.Unavailable(f"raft member {self.id:x} stopped"))
         for call in self._calls:
@@ -506,23 +511,25 @@ class RaftNode:
                     errors.Unavailable(f"membership change at index {entry.index} was overwritten")
                 )
 
-    def _install_snapshot(self, snap: Snapshot) -> None:
-        self._restore_store(self._bound_store(), snap)
+    async def _install_snapshot(self, snap: Snapshot) -> None:
+        # Parsing and indexing 100,000 tasks takes seconds: on a worker thread, so the rest of
+        # the manager (dispatcher, control API) keeps its loop; the store swaps tables at once.
+        payload, built = await asyncio.to_thread(_decode_snapshot, snap)
+        self._bound_store().restore_built(built, snap.metadata.index)
+        self._restored(payload, snap.metadata.index)
         self._applied = self._snapshot_index = snap.metadata.index
         self._conf = snap.metadata.conf_state
         self._sync_peers()
 
     def _restore_store(self, store: MemoryStore, snap: Snapshot) -> None:
-        try:
-            payload = store_pb2.Snapshot.FromString(snap.data)
-        except DecodeError as err:
-            raise errors.FailedPrecondition(
-                f"raft snapshot {snap.metadata.index} cannot be decoded: {err}"
-            ) from err
-        store.restore(payload.store, snap.metadata.index)
+        payload, built = _decode_snapshot(snap)
+        store.restore_built(built, snap.metadata.index)
+        self._restored(payload, snap.metadata.index)
+
+    def _restored(self, payload: store_pb2.Snapshot, index: int) -> None:
         self.address_book.restore(payload.membership)
         self.address_book.put(self._member)
-        self._log.info("store restored from raft snapshot", index=snap.metadata.index)
+        self._log.info("store restored from raft snapshot", index=index)
 
     def _sync_peers(self) -> None:
         """Make the transport's peers those of the address book (all but ourselves)."""
@@ -557,26 +564,53 @@ class RaftNode:
         return self._member.addr if raft_id == self.id else self.address_book.addr(raft_id)
 
     async def _maybe_snapshot(self) -> None:
-        """Snapshot the store every `snapshot_interval` applied entries and compact the log."""
+        """Snapshot the store every `snapshot_interval` applied entries and compact the log.
+
+        The state is taken on the loop (references to the stored objects, which never change
+        once stored) and encoded on a worker thread while the loop goes on ticking and
+        replicating: at 100,000 tasks encoding takes longer than an election timeout. Once
+        encoded, the snapshot is written here, between two Readys, so nothing else writes the
+        storage meanwhile (a snapshot received from the leader cannot interleave).
+        """
+        job = self._snapshot_job
+        if job is not None:
+            if job.done():
+                self._snapshot_job = None
+                await self._save_snapshot(job)
+            return
         store = self._bound_store()
         if self._applied - self._snapshot_index < self._settings.snapshot_interval:
             return
         if store.version != self._applied:
             return  # a local transaction is being applied; try after the next Ready
-        index = self._applied
-        data = store_pb2.Snapshot(
+        index, conf = self._applied, self._conf
+        head = store_pb2.Snapshot(
             version=SNAPSHOT_FORMAT,
             membership=self.address_book.to_snapshot(),
-            store=store.snapshot(),
             store_version=index,
         ).SerializeToString()
-        # Awaited in the loop: nothing else writes the storage meanwhile, so the snapshot and
-        # a snapshot received from a leader cannot interleave.
+        refs = store.snapshot_refs()
+
+        def encode() -> _Encoded:
+            return _Encoded(index, conf, head + embedded(_STORE_FIELD, store.encode_snapshot(refs)))
+
+        job = asyncio.get_running_loop().create_task(asyncio.to_thread(encode))
+        job.add_done_callback(lambda _: self._wake.set())
+        self._snapshot_job = job
+
+    async def _save_snapshot(self, job: asyncio.Task[_Encoded]) -> None:
+        try:
+            encoded = job.result()
+        except Exception as err:  # noqa: BLE001 - logged; the next interval tries again
+            self._log.error("raft snapshot not encoded", error=repr(err))
+            return
+        if encoded.index <= self._snapshot_index:
+            return  # the leader's snapshot, installed meanwhile, is newer
         await self._storage.create_snapshot(
-            index, self._conf, data, keep=self._settings.keep_entries
+            encoded.index, encoded.conf, encoded.data, keep=self._settings.keep_entries
         )
-        self._snapshot_index = index
-        self._log.info("raft snapshot saved", index=index, size=len(data))
+        self._snapshot_index = encoded.index
+        self._log.info("raft snapshot saved", index=encoded.index, size=len(encoded.data))
 
     # Inputs from the transport (RaftHandler)
 
@@ -893,6 +927,23 @@ class RaftNode:
         return self._store
 
 
+def _decode_snapshot(
+    snap: Snapshot,
+) -> tuple[store_pb2.Snapshot, BuiltTables]:
+    """The snapshot's payload and the store tables built from it (thread-safe).
+
+    Raises:
+        errors.FailedPrecondition: the payload cannot be decoded.
+    """
+    try:
+        payload = store_pb2.Snapshot.FromString(snap.data)
+    except DecodeError as err:
+        raise errors.FailedPrecondition(
+            f"raft snapshot {snap.metadata.index} cannot be decoded: {err}"
+        ) from err
+    return payload, MemoryStore.build_tables(payload.store)
+
+
 def _add_node(member: types_pb2.RaftMember) -> bytes:
     """The data of an ADD_NODE entry for `member`, its record as context."""
     change = ConfChange(ConfChangeType.ADD_NODE, RaftID(member.raft_id), member.SerializeToString())
@@ -931,6 +982,15 @@ def _apply_change(conf: ConfState, change: ConfChange) -> ConfState:
         voters.discard(change.node_id)
         learners.discard(change.node_id)
     return ConfState(voters=frozenset(voters), learners=frozenset(learners))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Encoded:
+    """A snapshot encoded off the loop: the applied index and membership it was taken at."""
+
+    index: int
+    conf: ConfState
+    data: bytes
 
 
 class _CoreLogger:

@@ -13,6 +13,7 @@ from swarmd.manager.store.memory import (
     MemoryStore,
 )
 from swarmd.manager.store.proposer import Proposer
+from swarmd.manager.store.snapshot import BuiltTables, embedded
 from swarmd.manager.store.tx import (
     Batch,
     ReadTable,
@@ -32,6 +33,7 @@ __all__ = [
     "KINDS",
     "MAX_CHANGES_PER_TRANSACTION",
     "Batch",
+    "BuiltTables",
     "Commit",
     "Event",
     "EventKind",
@@ -49,4 +51,5 @@ __all__ = [
     "Tx",
     "WatchItem",
     "WriteTable",
+    "embedded",
 ]

@@ -134,9 +134,10 @@ class MemoryStore:
         if not tx.changes:
             await self._settle()  # what it read must have committed
             return result
-        group = pending.group_for(self._version, _size(tx.changes))
+        size = _size(tx.changes)
+        group = pending.group_for(self._version, size)
         pending.push(tx.layers())
-        pending.add(group, tx.changes, tx.handed, _size(tx.changes))
+        pending.add(group, tx.changes, tx.handed, size)
         await self._wait_for(group)
         return result
 
@@ -225,14 +226,36 @@ class MemoryStore:
         """A copy of every object, in id order per kind (taken at `version`)."""
         return _snapshot.take(self._tables)
 
+    def snapshot_refs(self) -> _snapshot.Refs:
+        """The stored objects as of `version`, for `encode_snapshot` on a worker thread.
+
+        Cheap (references, no copies): stored instances never change once committed, so
+        encoding them later, while the store goes on, still gives the state at this version.
+        """
+        return _snapshot.refs(self._tables)
+
+    @staticmethod
+    def encode_snapshot(refs: _snapshot.Refs) -> bytes:
+        """The serialized `StoreSnapshot` of `snapshot_refs()`; thread-safe."""
+        return _snapshot.encode(refs)
+
+    @staticmethod
+    def build_tables(snap: store_pb2.StoreSnapshot) -> _snapshot.BuiltTables:
+        """Tables holding the snapshot's objects, for `restore_built`; thread-safe."""
+        return _snapshot.build(snap)
+
     def restore(self, snap: store_pb2.StoreSnapshot, version: int) -> None:
-        """Replace all contents with the snapshot's, at version.
+        """Replace all contents with the snapshot's, at version (see `restore_built`)."""
+        self.restore_built(_snapshot.build(snap), version)
+
+    def restore_built(self, built: _snapshot.BuiltTables, version: int) -> None:
+        """Replace all contents with tables from `build_tables`, at version.
 
         Watchers are closed with errors.Unavailable (they missed changes) and the replay history
-        is dropped. Must not be called while a write transaction is being committed.
+        is dropped; writes waiting for their commit fail with errors.Unavailable.
         """
         self._pending.fail(errors.Unavailable("the store was restored from a snapshot"))
-        total = _snapshot.load(snap, self._tables)
+        total = _snapshot.adopt(built, self._tables)
         self._version = version
         self._hub.reset(version, "store restored from a snapshot")
         _log.info("store restored", version=version, objects=total)

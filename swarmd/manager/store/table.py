@@ -13,7 +13,7 @@ overlay results. Batches stack one layer per sub-transaction on the batch's laye
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Hashable, Iterator, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Generic, Protocol
 
 from swarmd.manager.store.kinds import NAME, KeyFn, Kind, ObjT, ObjT_co
@@ -51,19 +51,38 @@ class Table(Generic[ObjT]):
     """
 
     kind: Kind[ObjT]
-    _keyfns: dict[str, KeyFn[ObjT]]
+    _keyfns: Mapping[str, KeyFn[ObjT]]
 
     def __init__(self, kind: Kind[ObjT]) -> None:
         self.kind = kind
         self._objs: dict[str, ObjT] = {}
         self._sorted: list[str] = []
         self._names: list[tuple[str, str]] = []
-        self._keyfns = {NAME: self._name_keys, **kind.indexes}
-        self._index: dict[str, dict[Hashable, set[str]]] = {name: {} for name in self._keyfns}
+        # The lower-cased name each object was indexed under: names are read from the message
+        # once per put, not again when the object is replaced or removed.
+        self._lname: dict[str, str] = {}
+        self._keyfns = kind.indexes
+        self._index: dict[str, dict[Hashable, set[str]]] = {NAME: {}}
+        for index in kind.indexes:
+            self._index[index] = {}
 
-    def _name_keys(self, obj: ObjT) -> tuple[str, ...]:
-        name = self.kind.name_of(obj)
-        return (name.lower(),) if name else ()
+    @classmethod
+    def bulk(cls, kind: Kind[ObjT], objs: Iterable[ObjT]) -> Table[ObjT]:
+        """A table of `objs` (stored as they are), its lists sorted once rather than per put."""
+        table = cls(kind)
+        found = table._objs
+        for obj in objs:
+            found[obj.id] = obj
+        for obj in found.values():
+            table._add_to_indexes(obj, kind.name_of(obj).lower())
+        table._sorted = sorted(found)
+        table._names = sorted((lname, oid) for oid, lname in table._lname.items())
+        return table
+
+    def adopt(self, other: Table[ObjT]) -> None:
+        """Take over `other`'s contents (which must not be used afterwards)."""
+        self._objs, self._sorted, self._names = other._objs, other._sorted, other._names
+        self._lname, self._index = other._lname, other._index
 
     def get(self, obj_id: str) -> ObjT | None:
         """The stored object with this id, or None."""
@@ -105,13 +124,17 @@ class Table(Generic[ObjT]):
 
     def put(self, obj: ObjT) -> ObjT | None:
         """Insert or replace obj (the instance itself is stored); returns the replaced one."""
-        old = self._objs.get(obj.id)
+        oid = obj.id
+        old = self._objs.get(oid)
         if old is not None:
             self._unindex(old)
         else:
-            bisect.insort(self._sorted, obj.id)
-        self._objs[obj.id] = obj
-        self._reindex(obj)
+            bisect.insort(self._sorted, oid)
+        self._objs[oid] = obj
+        lname = self.kind.name_of(obj).lower()
+        self._add_to_indexes(obj, lname)
+        # Unnamed objects are in the prefix list too: every name starts with "".
+        bisect.insort(self._names, (lname, oid))
         return old
 
     def remove(self, obj_id: str) -> ObjT | None:
@@ -128,34 +151,49 @@ class Table(Generic[ObjT]):
         self._objs.clear()
         self._sorted.clear()
         self._names.clear()
+        self._lname.clear()
         for idx in self._index.values():
             idx.clear()
 
-    def _reindex(self, obj: ObjT) -> None:
+    def _add_to_indexes(self, obj: ObjT, lname: str) -> None:
+        oid = obj.id
+        self._lname[oid] = lname
+        if lname:
+            _add(self._index[NAME], lname, oid)
         for name, keyfn in self._keyfns.items():
             idx = self._index[name]
             for key in keyfn(obj):
-                ids = idx.get(key)
-                if ids is None:
-                    idx[key] = {obj.id}
-                else:
-                    ids.add(obj.id)
-        # Unnamed objects are in the prefix list too: every name starts with "".
-        bisect.insort(self._names, (self.kind.name_of(obj).lower(), obj.id))
+                _add(idx, key, oid)
 
     def _unindex(self, obj: ObjT) -> None:
+        oid = obj.id
+        lname = self._lname.pop(oid)
+        if lname:
+            _discard(self._index[NAME], lname, oid)
         for name, keyfn in self._keyfns.items():
             idx = self._index[name]
             for key in keyfn(obj):
-                ids = idx.get(key)
-                if ids is not None:
-                    ids.discard(obj.id)
-                    if not ids:
-                        del idx[key]
-        entry = (self.kind.name_of(obj).lower(), obj.id)
+                _discard(idx, key, oid)
+        entry = (lname, oid)
         pos = bisect.bisect_left(self._names, entry)
         if pos < len(self._names) and self._names[pos] == entry:
             del self._names[pos]
+
+
+def _add(idx: dict[Hashable, set[str]], key: Hashable, oid: str) -> None:
+    ids = idx.get(key)
+    if ids is None:
+        idx[key] = {oid}
+    else:
+        ids.add(oid)
+
+
+def _discard(idx: dict[Hashable, set[str]], key: Hashable, oid: str) -> None:
+    ids = idx.get(key)
+    if ids is not None:
+        ids.discard(oid)
+        if not ids:
+            del idx[key]
 
 
 class Layer(Generic[ObjT]):

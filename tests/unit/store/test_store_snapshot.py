@@ -98,3 +98,20 @@ def test_store_snapshot_is_a_copy():
     assert store.view(lambda tx: tx.services.get(snap.services[0].id)).spec.annotations.name != (
         "mutated"
     )
+
+
+def test_store_snapshot_encoded_from_references_is_the_snapshot_and_stays_at_its_version():
+    store = populated(5)
+    expected = store.snapshot().SerializeToString()
+    refs = store.snapshot_refs()
+    # The store goes on while a worker thread would encode: what was taken stays as it was.
+    run_now(store.update(lambda tx: tx.services.create(service("later", "later"))))
+    run_now(store.update(lambda tx: tx.tasks.delete("t0")))
+    encoded = MemoryStore.encode_snapshot(refs)
+    assert encoded == expected
+    fresh = MemoryStore()
+    fresh.restore_built(MemoryStore.build_tables(store_pb2.StoreSnapshot.FromString(encoded)), 7)
+    assert fresh.version == 7
+    assert fresh.view(lambda tx: tx.services.get("later")) is None
+    assert fresh.view(lambda tx: tx.tasks.get("t0")) is not None
+    fresh.view(lambda tx: check_indexes(tx, NAMES, PREFIXES))
