@@ -38,13 +38,14 @@ from google.protobuf.message import DecodeError
 from swarmd import errors, log
 from swarmd.api import store_pb2, types_pb2
 from swarmd.clock import Clock, SystemClock
+from swarmd.manager.raftnode import founding, snapshots
 from swarmd.manager.raftnode.durable import DurableStorage
 from swarmd.manager.raftnode.leadership import Leadership, LeadershipSink, LeaderState
 from swarmd.manager.raftnode.members import AddressBook, load_identity
 from swarmd.manager.raftnode.settings import RaftSettings
 from swarmd.manager.raftnode.transport import Transport
 from swarmd.manager.raftnode.waits import ProposalWait, Waits
-from swarmd.manager.store import BuiltTables, MemoryStore, embedded
+from swarmd.manager.store import MemoryStore
 from swarmd.raft import (
     NONE,
     ConfChange,
@@ -54,7 +55,6 @@ from swarmd.raft import (
     ConfState,
     Entry,
     EntryType,
-    HardState,
     InvalidMessage,
     Message,
     ProposalDropped,
@@ -71,8 +71,6 @@ _log = structlog.get_logger(component="raftnode")
 
 T = TypeVar("T")
 
-SNAPSHOT_FORMAT = 1  # store_pb2.Snapshot.version
-_STORE_FIELD = store_pb2.Snapshot.DESCRIPTOR.fields_by_name["store"].number
 MAX_PROPOSAL_BYTES = 3 * 1024 * 1024 // 2  # swarmkit rejects transactions above 1.5 MiB
 MAX_INBOX = 10000  # messages queued for the core; beyond, drop (raft retries)
 _SETTLE_TIMEOUT = 5.0
@@ -135,7 +133,7 @@ class RaftNode:
         self._is_raft_leader = False
         self._leader_barrier = 0
         self._removed = False
-        self._snapshot_job: asyncio.Task[_Encoded] | None = None
+        self._snapshot_job: asyncio.Task[snapshots.EncodedSnapshot] | None = None
         self._linked: set[RaftID] = set()  # peers the transport was told about
         self._request_ids = itertools.count(self._rng.getrandbits(48) << 16)
         self._read_ids = itertools.count(1)
@@ -181,69 +179,25 @@ class RaftNode:
         False for an empty state and for a log written by `LocalProposer` (entries, no
         membership): both need `bootstrap` unless this manager joins an existing cluster.
         """
-        _, conf = self._storage.initial_state()
-        if conf.voters or conf.learners:
-            return True
-        first, last = self._storage.first_index(), self._storage.last_index()
-        if last < first:
-            return False
-        entries = self._storage.entries(first, last + 1, 1 << 62)
-        return any(e.type is EntryType.CONF_CHANGE for e in entries)
+        return founding.has_membership(self._storage)
 
     async def bootstrap(self, founders: Sequence[types_pb2.RaftMember]) -> None:
-        """Found a new cluster: write its membership as committed log entries.
-
-        On an empty log, the founders' ADD_NODE entries become entries 1..n; every founder
-        bootstraps the same list. Unlike `RawNode.bootstrap`, each entry carries the founder's
-        RaftMember as context, so every member learns the addresses from the log. On a log
-        without membership (written by `LocalProposer`, the single-voter log of earlier
-        releases) this member, the only founder, is added after the last entry: the cluster
-        keeps its data and goes on as a one-manager raft cluster.
+        """Found a new cluster (or adopt a single-voter log): see `founding.bootstrap`.
 
         Raises:
             errors.FailedPrecondition: the log already has a membership, or recover() ran.
             errors.InvalidArgument: this member is not among the founders, or a log without
                 membership is adopted by more than one founder.
         """
-        if self._raw is not None or self.has_membership():
+        if self._raw is not None:
             raise errors.FailedPrecondition(f"raft member {self.id:x} already has a membership")
-        ordered = sorted(founders, key=lambda m: m.raft_id)
-        if self.id not in {m.raft_id for m in ordered}:
-            raise errors.InvalidArgument(f"raft member {self.id:x} is not among the founders")
-        if not self._storage.is_empty():
-            await self._adopt_log(ordered)
-            return
-        entries = [
-            Entry(term=1, index=i + 1, type=EntryType.CONF_CHANGE, data=_add_node(m))
-            for i, m in enumerate(ordered)
-        ]
-        await self._storage.append(entries, HardState(term=1, commit=len(entries)))
-        self._log.info("raft cluster bootstrapped", founders=len(entries))
-
-    async def _adopt_log(self, founders: list[types_pb2.RaftMember]) -> None:
-        if len(founders) != 1:
-            raise errors.InvalidArgument(
-                "a raft log without membership can only be adopted by a single founder"
-            )
-        last = self._storage.last_index()
-        hard, _ = self._storage.initial_state()
-        term = max(self._storage.term(last), hard.term, 1)
-        entry = Entry(
-            term=term, index=last + 1, type=EntryType.CONF_CHANGE, data=_add_node(founders[0])
-        )
-        await self._storage.append([entry], HardState(term=term, vote=hard.vote, commit=last + 1))
-        self._log.info("single-voter raft log adopted", last_index=last)
+        await founding.bootstrap(self._storage, self.id, founders, self._log)
 
     async def force_new_cluster(self) -> None:
         """Make this member the only voter of its log, to recover a cluster that lost quorum.
 
-        swarmkit's `--force-new-cluster` (storage.go loadAndStart): the log is cut back to its
-        committed index (an uncommitted tail may never have reached a quorum), then one
-        REMOVE_NODE entry per other member is appended and committed by fiat, in a term above
-        any this member has seen. Every store entry before the cut is kept, so services,
-        secrets and nodes survive; the removed members' raft ids are remembered as removed, so
-        the other managers must join again with a fresh raft state. Call it after `open` and
-        before `recover`; `run` then makes this member a lone voter that leads at once.
+        See `founding.force_new_cluster`. Call it after `open` and before `recover`; `run`
+        then makes this member a lone voter that leads at once.
 
         Raises:
             errors.FailedPrecondition: recover() ran already, the log has no membership, or
@@ -253,32 +207,7 @@ class RaftNode:
             raise errors.FailedPrecondition(
                 f"raft member {self.id:x} is recovered: force a new cluster before recovering"
             )
-        if not self.has_membership():
-            raise errors.FailedPrecondition(
-                f"raft member {self.id:x} has no membership to force a new cluster from"
-            )
-        hard, conf = self._storage.initial_state()
-        commit = max(hard.commit, self._storage.snapshot().metadata.index)
-        first = self._storage.first_index()
-        committed = self._storage.entries(first, commit + 1, 1 << 62) if commit >= first else []
-        for entry in committed:
-            if entry.type is EntryType.CONF_CHANGE:
-                conf = _apply_change(conf, ConfChange.unmarshal(entry.data))
-        if self.id not in conf.voters | conf.learners:
-            raise errors.FailedPrecondition(
-                f"raft member {self.id:x} is not a member of the cluster in its own log"
-            )
-        term = max(hard.term, self._storage.term(commit)) + 1
-        entries = _forced_membership(conf, self._member, commit + 1, term)
-        # Appending at commit + 1 replaces whatever uncommitted suffix the log held.
-        await self._storage.append(entries, HardState(term=term, commit=entries[-1].index))
-        removed = sorted((conf.voters | conf.learners) - {self.id})
-        self._log.warning(
-            "new raft cluster forced",
-            removed=[f"{m:x}" for m in removed],
-            term=term,
-            commit=entries[-1].index,
-        )
+        await founding.force_new_cluster(self._storage, self._member, self._log)
 
     def learn_members(self, members: Iterable[types_pb2.RaftMember]) -> None:
         """Record where other members are (a joining manager: the members its Join returned).
@@ -514,7 +443,7 @@ class RaftNode:
     async def _install_snapshot(self, snap: Snapshot) -> None:
         # Parsing and indexing 100,000 tasks takes seconds: on a worker thread, so the rest of
         # the manager (dispatcher, control API) keeps its loop; the store swaps tables at once.
-        payload, built = await asyncio.to_thread(_decode_snapshot, snap)
+        payload, built = await asyncio.to_thread(snapshots.decode, snap)
         self._bound_store().restore_built(built, snap.metadata.index)
         self._restored(payload, snap.metadata.index)
         self._applied = self._snapshot_index = snap.metadata.index
@@ -522,7 +451,7 @@ class RaftNode:
         self._sync_peers()
 
     def _restore_store(self, store: MemoryStore, snap: Snapshot) -> None:
-        payload, built = _decode_snapshot(snap)
+        payload, built = snapshots.decode(snap)
         store.restore_built(built, snap.metadata.index)
         self._restored(payload, snap.metadata.index)
 
@@ -583,22 +512,13 @@ class RaftNode:
             return
         if store.version != self._applied:
             return  # a local transaction is being applied; try after the next Ready
-        index, conf = self._applied, self._conf
-        head = store_pb2.Snapshot(
-            version=SNAPSHOT_FORMAT,
-            membership=self.address_book.to_snapshot(),
-            store_version=index,
-        ).SerializeToString()
-        refs = store.snapshot_refs()
-
-        def encode() -> _Encoded:
-            return _Encoded(index, conf, head + embedded(_STORE_FIELD, store.encode_snapshot(refs)))
-
-        job = asyncio.get_running_loop().create_task(asyncio.to_thread(encode))
+        job = snapshots.start_encoding(
+            store, self.address_book.to_snapshot(), self._applied, self._conf
+        )
         job.add_done_callback(lambda _: self._wake.set())
         self._snapshot_job = job
 
-    async def _save_snapshot(self, job: asyncio.Task[_Encoded]) -> None:
+    async def _save_snapshot(self, job: asyncio.Task[snapshots.EncodedSnapshot]) -> None:
         try:
             encoded = job.result()
         except Exception as err:  # noqa: BLE001 - logged; the next interval tries again
@@ -925,72 +845,6 @@ class RaftNode:
         if self._store is None:
             raise errors.FailedPrecondition(f"recover raft member {self.id:x} before running it")
         return self._store
-
-
-def _decode_snapshot(
-    snap: Snapshot,
-) -> tuple[store_pb2.Snapshot, BuiltTables]:
-    """The snapshot's payload and the store tables built from it (thread-safe).
-
-    Raises:
-        errors.FailedPrecondition: the payload cannot be decoded.
-    """
-    try:
-        payload = store_pb2.Snapshot.FromString(snap.data)
-    except DecodeError as err:
-        raise errors.FailedPrecondition(
-            f"raft snapshot {snap.metadata.index} cannot be decoded: {err}"
-        ) from err
-    return payload, MemoryStore.build_tables(payload.store)
-
-
-def _add_node(member: types_pb2.RaftMember) -> bytes:
-    """The data of an ADD_NODE entry for `member`, its record as context."""
-    change = ConfChange(ConfChangeType.ADD_NODE, RaftID(member.raft_id), member.SerializeToString())
-    return change.marshal()
-
-
-def _forced_membership(
-    conf: ConfState, member: types_pb2.RaftMember, index: int, term: int
-) -> list[Entry]:
-    """The entries, from `index` on, that leave `member` the only voter of `conf`."""
-    me = RaftID(member.raft_id)
-    others = sorted((conf.voters | conf.learners) - {me})
-    changes = [ConfChange(ConfChangeType.REMOVE_NODE, m) for m in others]
-    if me not in conf.voters:
-        # A voter first (a learner here): removing the others must never empty the voters.
-        changes.insert(0, ConfChange(ConfChangeType.ADD_NODE, me, member.SerializeToString()))
-    if not changes:
-        # Already alone: an empty entry of the new term still replaces an uncommitted tail.
-        return [Entry(term=term, index=index)]
-    return [
-        Entry(term=term, index=index + i, type=EntryType.CONF_CHANGE, data=c.marshal())
-        for i, c in enumerate(changes)
-    ]
-
-
-def _apply_change(conf: ConfState, change: ConfChange) -> ConfState:
-    """The membership after a committed change (as the core applies it, without validation)."""
-    voters, learners = set(conf.voters), set(conf.learners)
-    if change.type is ConfChangeType.ADD_NODE:
-        learners.discard(change.node_id)
-        voters.add(change.node_id)
-    elif change.type is ConfChangeType.ADD_LEARNER:
-        if change.node_id not in voters:
-            learners.add(change.node_id)
-    else:
-        voters.discard(change.node_id)
-        learners.discard(change.node_id)
-    return ConfState(voters=frozenset(voters), learners=frozenset(learners))
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Encoded:
-    """A snapshot encoded off the loop: the applied index and membership it was taken at."""
-
-    index: int
-    conf: ConfState
-    data: bytes
 
 
 class _CoreLogger:
