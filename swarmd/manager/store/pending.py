@@ -128,11 +128,18 @@ class Pending:
         """`group` (the first) committed at `version` and is applied to the tables."""
         popped = self.groups.popleft()
         assert popped is group, "groups commit in order"
-        for change in group.changes:
-            key = (change.kind.name, change.obj.id)
-            if self._owner.get(key) is group:
-                del self._owner[key]
-                self._layers[key[0]].forget(key[1])
+        if not self.groups:
+            # Nothing else waits (the usual case: writers join after the commit): the layers
+            # hold this group's writes only, all in the tables now.
+            self._owner.clear()
+            for layer in self._layers.values():
+                layer.clear()
+        else:
+            for change in group.changes:
+                key = (change.kind.name, change.obj.id)
+                if self._owner.get(key) is group:
+                    del self._owner[key]
+                    self._layers[key[0]].forget(key[1])
         for copy, stored in group.handed:
             copy.meta.version.index = stored.meta.version.index
         for offset, waiting in enumerate(self.groups):

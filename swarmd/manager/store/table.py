@@ -209,8 +209,15 @@ class Layer(Generic[ObjT]):
     def __init__(self, kind: Kind[ObjT], base: Reader[ObjT]) -> None:
         self.kind = kind
         self.base = base
-        self.overlay: Table[ObjT] = Table(kind)
+        self._overlay: Table[ObjT] | None = None  # made on the first write: most layers see none
         self.touched: set[str] = set()
+
+    @property
+    def overlay(self) -> Table[ObjT]:
+        """The objects created or replaced in this layer."""
+        if self._overlay is None:
+            self._overlay = Table(self.kind)
+        return self._overlay
 
     def get(self, obj_id: str) -> ObjT | None:
         """The object as the transaction sees it."""
@@ -282,7 +289,7 @@ class Layer(Generic[ObjT]):
     def clear(self) -> None:
         """Drop everything the layer holds."""
         self.touched.clear()
-        self.overlay.clear()
+        self._overlay = None
 
     def merge_into(self, parent: Layer[ObjT]) -> None:
         """Push this layer's changes down into parent (a batch's layer) when a sub-tx succeeds."""
