@@ -2,7 +2,8 @@
 
 Agent layer, created by `swarmd.agent.worker.Worker` for each assigned task. The decision of what
 to do next is `swarmd.agent.exec.do` (one step, returns the new status); this shell loops over it,
-records each new status in the task database and hands it to the status reporter, waits for a
+records each new status in the task database and hands it to the status reporter (except the
+transient ACCEPTED and READY, which the next step replaces at once), waits for a
 change of the task (its desired state, from a new assignment) when `do` says there is nothing to
 do, and retries after a pause when `do` met a temporary error. SwarmKit: `agent/task.go`.
 """
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from swarmd.agent.exec import Controller, TaskNoop, TaskRetry, do
+from swarmd.agent.exec import Controller, TaskNoop, TaskRetry, do, is_transient
 from swarmd.api import objects_pb2, types_pb2
 
 _log = structlog.get_logger(component="agent")
@@ -78,8 +79,13 @@ class TaskManager:
                 await self._publish(retry.status)
                 await self._wait_or_change(self._retry_delay)
                 continue
-            if status is not None:
-                await self._publish(status)
+            if status is None:
+                continue
+            if is_transient(self._task.desired_state, status.state):
+                # Superseded by the next step at once: kept here only (exec.is_transient).
+                self._task.status.CopyFrom(status)
+                continue
+            await self._publish(status)
 
     async def _step(self, desired: int) -> types_pb2.TaskStatus | None:
         """One `do()` step; None when a new desired state interrupted it (e.g. a wait).

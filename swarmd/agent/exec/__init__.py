@@ -20,7 +20,15 @@ from swarmd.agent.exec.errors import (
     make_temporary,
 )
 from swarmd.agent.exec.executor import Executor
-from swarmd.agent.exec.step import Action, Step, do, fatal_state, plan_step, resolve
+from swarmd.agent.exec.step import (
+    Action,
+    Step,
+    do,
+    fatal_state,
+    is_transient,
+    plan_step,
+    resolve,
+)
 
 __all__ = [
     "Action",
@@ -42,6 +50,7 @@ __all__ = [
     "do",
     "fatal_state",
     "is_temporary",
+    "is_transient",
     "make_temporary",
     "plan_step",
     "resolve",

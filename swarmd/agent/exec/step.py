@@ -129,6 +129,17 @@ def plan_step(desired: TaskState, observed: TaskState) -> Step:
     return noop(f"unknown state {state_name(observed)}")
 
 
+def is_transient(desired: TaskState, observed: TaskState) -> bool:
+    """The next step leaves `observed` at once, without a controller call. Pure.
+
+    ACCEPTED (on to PREPARING) and READY when the task is to run (on to STARTING). The task
+    manager neither stores nor reports such a state: the next status supersedes it within
+    milliseconds, and each report costs the manager a store write (benchmarks.md, "Workload
+    path"). READY as the pause point (desired READY) is not transient.
+    """
+    return plan_step(desired, observed).action is Action.NONE
+
+
 async def _run_action(action: Action, controller: Controller) -> None:
     try:
         if action is Action.PREPARE:
@@ -247,4 +258,4 @@ def resolve(
     return controller, status
 
 
-__all__ = ["Action", "Step", "do", "fatal_state", "plan_step", "resolve"]
+__all__ = ["Action", "Step", "do", "fatal_state", "is_transient", "plan_step", "resolve"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from swarmd.agent.exec import Action, plan_step
+from swarmd.agent.exec import Action, is_transient, plan_step
 from swarmd.api import types_pb2 as t
 
 S = t.TaskState
@@ -92,3 +92,23 @@ def test_plan_step_walks_a_task_to_completion():
         state = step.target
         seen.append(S.Name(state).removeprefix("TASK_STATE_"))
     assert seen == ["ACCEPTED", "PREPARING", "READY", "STARTING", "RUNNING", "COMPLETE"]
+
+
+@pytest.mark.parametrize(
+    ("desired", "observed", "transient"),
+    [
+        ("RUNNING", "ACCEPTED", True),
+        ("RUNNING", "READY", True),
+        ("READY", "READY", False),  # the pause point is reported
+        ("READY", "ACCEPTED", True),
+        ("RUNNING", "PREPARING", False),
+        ("RUNNING", "STARTING", False),
+        ("RUNNING", "RUNNING", False),
+        ("SHUTDOWN", "ACCEPTED", False),  # the next step stops it: a controller call
+        ("RUNNING", "COMPLETE", False),
+    ],
+)
+def test_only_states_left_without_a_controller_call_are_transient(desired, observed, transient):
+    assert is_transient(S.Value(f"TASK_STATE_{desired}"), S.Value(f"TASK_STATE_{observed}")) is (
+        transient
+    )
