@@ -12,11 +12,11 @@ overlay results. Batches stack one layer per sub-transaction on the batch's laye
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Generic, Protocol
 
 from swarmd.manager.store.kinds import NAME, KeyFn, Kind, ObjT, ObjT_co
+from swarmd.manager.store.sortedlist import LazySorted
 
 _EMPTY: frozenset[str] = frozenset()
 
@@ -44,9 +44,9 @@ class Reader(Protocol[ObjT_co]):
 class Table(Generic[ObjT]):
     """The objects of one kind with their secondary indexes.
 
-    Kept: id -> object, a sorted id list (for `list()` and id prefixes, maintained with bisect:
-    a memmove per insert is cheaper than re-sorting on every read), a sorted (lower name, id) list
-    for name prefixes, and per index a key -> ids map. Stored objects are never mutated in place
+    Kept: id -> object, the sorted ids (for `list()` and id prefixes) and the sorted
+    (lower name, id) pairs (for name prefixes), both `LazySorted` so a write does not move the
+    whole list, and per index a key -> ids map. Stored objects are never mutated in place
     except for the version stamp, which no index depends on.
     """
 
@@ -56,8 +56,8 @@ class Table(Generic[ObjT]):
     def __init__(self, kind: Kind[ObjT]) -> None:
         self.kind = kind
         self._objs: dict[str, ObjT] = {}
-        self._sorted: list[str] = []
-        self._names: list[tuple[str, str]] = []
+        self._sorted: LazySorted[str] = LazySorted()
+        self._names: LazySorted[tuple[str, str]] = LazySorted()
         # The lower-cased name each object was indexed under: names are read from the message
         # once per put, not again when the object is replaced or removed.
         self._lname: dict[str, str] = {}
@@ -75,8 +75,8 @@ class Table(Generic[ObjT]):
             found[obj.id] = obj
         for obj in found.values():
             table._add_to_indexes(obj, kind.name_of(obj).lower())
-        table._sorted = sorted(found)
-        table._names = sorted((lname, oid) for oid, lname in table._lname.items())
+        table._sorted = LazySorted(found)
+        table._names = LazySorted((lname, oid) for oid, lname in table._lname.items())
         return table
 
     def adopt(self, other: Table[ObjT]) -> None:
@@ -94,22 +94,22 @@ class Table(Generic[ObjT]):
 
     def sorted_ids(self) -> Sequence[str]:
         """All ids, sorted."""
-        return self._sorted
+        return self._sorted.items()
 
     def ids_with_prefix(self, prefix: str) -> list[str]:
         """Ids starting with prefix, sorted."""
-        lo = bisect.bisect_left(self._sorted, prefix)
+        ids, lo = self._sorted.range_from(prefix)
         hi = lo
-        while hi < len(self._sorted) and self._sorted[hi].startswith(prefix):
+        while hi < len(ids) and ids[hi].startswith(prefix):
             hi += 1
-        return self._sorted[lo:hi]
+        return ids[lo:hi]
 
     def ids_with_name_prefix(self, prefix: str) -> list[str]:
         """Ids of objects whose lower-cased name starts with prefix (already lower-cased)."""
         out: list[str] = []
-        pos = bisect.bisect_left(self._names, (prefix, ""))
-        while pos < len(self._names) and self._names[pos][0].startswith(prefix):
-            out.append(self._names[pos][1])
+        names, pos = self._names.range_from((prefix, ""))
+        while pos < len(names) and names[pos][0].startswith(prefix):
+            out.append(names[pos][1])
             pos += 1
         return out
 
@@ -120,7 +120,7 @@ class Table(Generic[ObjT]):
     def values(self) -> Iterator[ObjT]:
         """Stored objects in id order."""
         objs = self._objs
-        return (objs[i] for i in self._sorted)
+        return (objs[i] for i in self._sorted.items())
 
     def put(self, obj: ObjT) -> ObjT | None:
         """Insert or replace obj (the instance itself is stored); returns the replaced one."""
@@ -129,12 +129,12 @@ class Table(Generic[ObjT]):
         if old is not None:
             self._unindex(old)
         else:
-            bisect.insort(self._sorted, oid)
+            self._sorted.add(oid)
         self._objs[oid] = obj
         lname = self.kind.name_of(obj).lower()
         self._add_to_indexes(obj, lname)
         # Unnamed objects are in the prefix list too: every name starts with "".
-        bisect.insort(self._names, (lname, oid))
+        self._names.add((lname, oid))
         return old
 
     def remove(self, obj_id: str) -> ObjT | None:
@@ -142,8 +142,7 @@ class Table(Generic[ObjT]):
         old = self._objs.pop(obj_id, None)
         if old is not None:
             self._unindex(old)
-            pos = bisect.bisect_left(self._sorted, obj_id)
-            del self._sorted[pos]
+            self._sorted.discard(obj_id)
         return old
 
     def clear(self) -> None:
@@ -174,10 +173,7 @@ class Table(Generic[ObjT]):
             idx = self._index[name]
             for key in keyfn(obj):
                 _discard(idx, key, oid)
-        entry = (lname, oid)
-        pos = bisect.bisect_left(self._names, entry)
-        if pos < len(self._names) and self._names[pos] == entry:
-            del self._names[pos]
+        self._names.discard((lname, oid))
 
 
 def _add(idx: dict[Hashable, set[str]], key: Hashable, oid: str) -> None:

@@ -286,3 +286,21 @@ async def test_store_apply_committed_applies_copies_at_the_given_version():
         store.apply_committed([], 8)
     store.apply_committed([], 9)  # an entry without store changes just advances the version
     assert store.version == 9
+
+
+def test_lazy_sorted_merges_adds_and_removals_in_order():
+    from swarmd.manager.store.sortedlist import LazySorted
+
+    items: LazySorted[str] = LazySorted(["b", "d"])
+    items.add("c")
+    items.add("a")
+    items.discard("d")
+    assert items.items() == ["a", "b", "c"]
+    items.discard("a")
+    items.add("a")  # removed and added back before a read: still there
+    items.add("e")
+    items.discard("e")  # added and removed before a read: never there
+    assert items.items() == ["a", "b", "c"]
+    assert items.range_from("bb") == (["a", "b", "c"], 2)
+    items.clear()
+    assert items.items() == []
