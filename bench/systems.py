@@ -3,7 +3,8 @@
 Used by bench/workload.py. `SwarmdSystem` drives swarmd through the Control API (grpc.aio, unix
 socket); `DockerSwarmSystem` drives Docker Swarm mode in the local dockerd through the Docker
 SDK's low-level client; `Engine` is the raw floor: the same containers created and started
-straight on dockerd from a pool of 8 threads, and the container reads every system's timings
+straight on dockerd from as many threads as swarmd's engine pool has (DEFAULT_WORKERS of
+swarmd/dockerexec/adapter.py), and the container reads every system's timings
 share (running containers by label, created/started timestamps, forced removal).
 
 Task states are normalised to SwarmKit's lowercase names so the benchmark can compare the
@@ -24,6 +25,7 @@ from google.protobuf import duration_pb2
 
 from bench.swarmd_cluster import SwarmdCluster
 from swarmd.api import control_pb2, specs_pb2, types_pb2
+from swarmd.dockerexec.adapter import DEFAULT_WORKERS
 
 BENCH_LABEL = "swarmd.bench"
 RAW_LABEL = "swarmd.bench.raw"
@@ -100,7 +102,7 @@ class ContainerTimes:
 class Engine:
     """dockerd through the Docker SDK: the raw floor and the container reads of every system."""
 
-    def __init__(self, image_id: str, threads: int = 8) -> None:
+    def __init__(self, image_id: str, threads: int = DEFAULT_WORKERS) -> None:
         import docker
 
         self.client = docker.from_env(timeout=120, max_pool_size=threads + 8)

@@ -44,8 +44,12 @@ _log = structlog.get_logger(component="dockerexec")
 
 T = TypeVar("T")
 
-#: Threads for engine calls: dockerd itself manages only ~4-6 container operations/s here.
-DEFAULT_WORKERS = 8
+#: Threads for engine calls, and new tasks between create and start (admission.py). dockerd
+#: starts only 5-10 containers a second here, but it waits on containerd and runc for much of
+#: each start, so a few more starts in flight than the 8 of decisions.md keep it busier: with
+#: 12, create 10 and create 50 met both of the issue's goals in two runs of three, with 8 in
+#: none of eight (benchmarks.md, "Update 2026-12-01 (afternoon)"). The raw floor uses the same.
+DEFAULT_WORKERS = 12
 # Stops in their grace, at once, per node (each holds a thread while the engine waits).
 STOP_WORKERS = 32
 DEFAULT_CALL_TIMEOUT = 30.0
