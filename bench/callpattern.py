@@ -1,8 +1,9 @@
 """Raw-floor variants that replay swarmd's agent call pattern: where its extra time goes.
 
 Called by bench/workload.py for `--only diagnose` (not in the default run). Each variant starts
-the same n containers on dockerd from a FIFO pool of 8 threads, as swarmd's Docker executor does
-(swarmd/dockerexec/adapter.py), and differs only in order and number of engine calls:
+the same n containers on dockerd from FIFO pools of 8 threads, as swarmd's Docker executor did
+before its call classes and admission window (swarmd/dockerexec/callqueue.py, admission.py),
+and differs only in order and number of engine calls:
 
   raw           create then start, back to back per container (the floor of the main tables);
   create-first  every create queued first, each start queued when its create returned: the order
