@@ -43,6 +43,7 @@ from bench.raft_cluster import ELECTION_EVENTS, ManagerCluster
 from bench.raft_inproc import commit_throughput, run_load
 from bench.raft_procs import commit_throughput_procs
 from bench.raft_snapshot import snapshot_100k, snapshot_catch_up
+from swarmd import gctuning
 from swarmd import log as swarmlog
 from swarmd.api import control_pb2, specs_pb2
 
@@ -313,6 +314,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> int:
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    gctuning.configure()  # the in-process members and the leader run here, as in swarmd
     return asyncio.run(amain(parse_args()))
 
 

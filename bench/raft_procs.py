@@ -6,7 +6,8 @@ own event loop, SQLite raft state, cluster-port server (mutual TLS, certificates
 cluster CA) and GrpcTransport. These are the pieces of `InProcessCluster` (raft_inproc.py),
 but as in a real three-manager cluster the followers persist and apply on their own
 interpreters instead of taking the leader's. The followers are given a 10 s election timeout
-so that member 1, at the default 1 s, leads. The same paths as the in-process phase are
+so that member 1, at the default 1 s, leads. Every process uses swarmd's garbage-collector
+settings (`swarmd.gctuning`), as a manager process does. The same paths as the in-process phase are
 measured on the leader (`measure_paths`): MemoryStore.update, RaftNode.propose and
 MemoryStore.batch.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from bench.harness import free_port
 from bench.raft_inproc import measure_paths, member_pems, start_member
+from swarmd import gctuning
 from swarmd.api import types_pb2
 from swarmd.ca import bootstrap
 from swarmd.ca.certstore import credentials_from_pem
@@ -43,6 +45,7 @@ def _follower(
 ) -> None:
     """A child process: run member `index` until terminated."""
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    gctuning.configure()  # as swarmd's main does
     founders = [types_pb2.RaftMember.FromString(m) for m in members]
     security = SecurityConfig(credentials_from_pem(*pems))
     settings = RaftSettings(election_tick=FOLLOWER_ELECTION_TICK)

@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import structlog
 
-from swarmd import config, errors
+from swarmd import config, errors, gctuning
 from swarmd import log as swarmlog
 
 
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `swarmd` console script."""
     cfg = build_config(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    gctuning.configure()
     swarmlog.configure(cfg.log_level, "json" if cfg.log_format == "json" else "console")
     try:
         asyncio.run(_run(cfg))

@@ -23,7 +23,7 @@ from pathlib import Path
 import structlog
 from grpc import aio
 
-from swarmd import errors
+from swarmd import errors, gctuning
 from swarmd.api import raft_pb2, raft_pb2_grpc, types_pb2
 from swarmd.ca.security import SecurityConfig
 from swarmd.manager.leadership import LeadershipCell
@@ -121,6 +121,7 @@ async def _open(
 async def _recover(node: RaftNode, cell: LeadershipCell) -> Replica:
     store = MemoryStore(proposer=node)
     await node.recover(store)
+    gctuning.freeze()  # the recovered store is long-lived: out of the collector's way
     return Replica(node, store, cell)
 
 

@@ -35,7 +35,7 @@ from typing import TypeVar
 import structlog
 from google.protobuf.message import DecodeError
 
-from swarmd import errors, log
+from swarmd import errors, gctuning, log
 from swarmd.api import store_pb2, types_pb2
 from swarmd.clock import Clock, SystemClock
 from swarmd.manager.raftnode import founding, snapshots
@@ -447,6 +447,7 @@ class RaftNode:
         self._bound_store().restore_built(built, snap.metadata.index)
         self._restored(payload, snap.metadata.index)
         self._applied = self._snapshot_index = snap.metadata.index
+        gctuning.freeze()
         self._conf = snap.metadata.conf_state
         self._sync_peers()
 
