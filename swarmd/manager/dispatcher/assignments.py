@@ -5,7 +5,10 @@ version of every task it has sent to its node and turns the node's current tasks
 message first, then into INCREMENTAL messages carrying only what changed (new or changed tasks as
 UPDATE, tasks gone from the node or deleted as REMOVE). Each message names the sequence it applies
 to and the one it results in, so the agent can tell a gap (SwarmKit's applies_to/results_in).
-No I/O, no clock: the servicer feeds it task lists read from the store.
+As in SwarmKit (TasksEqualStable), a task past ASSIGNED whose only change is its status (or meta)
+is not sent again: the status came from the agent itself, and each report would otherwise come
+back as a whole task, about four per task started. No I/O, no clock: the servicer feeds it task
+lists read from the store.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class AssignmentTracker:
 
     def __init__(self, node_id: str) -> None:
         self._node_id = node_id
-        self._sent: dict[str, int] = {}
+        # Per task sent: its version, and its encoding without status and meta.
+        self._sent: dict[str, tuple[int, bytes]] = {}
         self._sequence = 0
 
     @property
@@ -50,7 +54,7 @@ class AssignmentTracker:
         msg = self._message(dispatcher_pb2.AssignmentsMessage.TYPE_COMPLETE)
         for task in sorted(tasks, key=lambda t: t.id):
             if is_assigned_to(task, self._node_id):
-                self._sent[task.id] = task.meta.version.index
+                self._sent[task.id] = (task.meta.version.index, _stable(task))
                 msg.changes.append(_change(task, _UPDATE))
         return msg
 
@@ -69,9 +73,18 @@ class AssignmentTracker:
         )
         for task in sorted(changed, key=lambda t: t.id):
             if is_assigned_to(task, self._node_id):
-                if self._sent.get(task.id) == task.meta.version.index:
+                version = task.meta.version.index
+                sent = self._sent.get(task.id)
+                if sent is not None and sent[0] == version:
                     continue
-                self._sent[task.id] = task.meta.version.index
+                stable = _stable(task)
+                self._sent[task.id] = (version, stable)
+                if (
+                    sent is not None
+                    and sent[1] == stable
+                    and task.status.state > types_pb2.TASK_STATE_ASSIGNED
+                ):
+                    continue  # only the status moved: nothing the node does not know
                 msg.changes.append(_change(task, _UPDATE))
             elif self._sent.pop(task.id, None) is not None:
                 msg.changes.append(_removal(task.id))
@@ -94,6 +107,15 @@ class AssignmentTracker:
         msg.applies_to = self.sequence
         self._sequence += 1
         msg.results_in = self.sequence
+
+
+def _stable(task: objects_pb2.Task) -> bytes:
+    """The task's encoding without status and meta: what the node acts on."""
+    stable = objects_pb2.Task()
+    stable.CopyFrom(task)
+    stable.ClearField("status")
+    stable.ClearField("meta")
+    return stable.SerializeToString(deterministic=True)
 
 
 def _change(

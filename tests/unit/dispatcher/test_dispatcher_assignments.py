@@ -28,6 +28,31 @@ def _ids(msg) -> list[tuple[str, int]]:
     return [(c.assignment.task.id, c.action) for c in msg.changes]
 
 
+def test_a_status_report_coming_back_is_not_sent_to_the_node_again() -> None:
+    tr = AssignmentTracker("n1")
+    tr.complete([_task("a", "n1", S.TASK_STATE_ASSIGNED, version=1)])
+    # The agent reported STARTING then RUNNING: only status and version moved.
+    assert tr.incremental([_task("a", "n1", S.TASK_STATE_STARTING, version=2)], []) is None
+    assert tr.incremental([_task("a", "n1", S.TASK_STATE_RUNNING, version=3)], []) is None
+    # Asked to stop: the desired state is news to the node.
+    stop = _task("a", "n1", S.TASK_STATE_RUNNING, version=4)
+    stop.desired_state = S.TASK_STATE_SHUTDOWN
+    msg = tr.incremental([stop], [])
+    assert msg is not None
+    assert _ids(msg) == [("a", UPDATE)]
+    assert msg.changes[0].assignment.task.desired_state == S.TASK_STATE_SHUTDOWN
+
+
+def test_a_task_still_assigned_is_sent_on_any_change() -> None:
+    tr = AssignmentTracker("n1")
+    tr.complete([_task("a", "n1", S.TASK_STATE_ASSIGNED, version=1)])
+    again = _task("a", "n1", S.TASK_STATE_ASSIGNED, version=2)
+    again.status.message = "assigned again"
+    msg = tr.incremental([again], [])
+    assert msg is not None
+    assert _ids(msg) == [("a", UPDATE)]
+
+
 def test_complete_set_holds_only_tasks_the_scheduler_placed_on_the_node() -> None:
     tr = AssignmentTracker("n1")
     msg = tr.complete(
