@@ -31,9 +31,9 @@ from bench.harness import Machine, free_port
 from bench.raft_inproc import InProcessCluster, _secret_action, _security
 from swarmd.api import objects_pb2, raft_pb2_grpc, store_pb2, types_pb2
 from swarmd.ca import bootstrap
-from swarmd.manager.raftnode import DurableStorage, GrpcTransport, RaftServicer
+from swarmd.manager.raftnode import DurableStorage, GrpcTransport, RaftServicer, snapshots
 from swarmd.manager.raftnode.settings import RaftSettings
-from swarmd.manager.store import MemoryStore, embedded
+from swarmd.manager.store import MemoryStore
 from swarmd.raft import (
     ConfState,
     Entry,
@@ -45,9 +45,6 @@ from swarmd.raft import (
     SnapshotMetadata,
 )
 from swarmd.rpc import server as rpcserver
-
-SNAPSHOT_FORMAT = 1
-_STORE_FIELD = store_pb2.Snapshot.DESCRIPTOR.fields_by_name["store"].number
 
 
 def _task(i: int) -> objects_pb2.Task:
@@ -110,9 +107,8 @@ async def snapshot_100k(tasks: int = 100_000, root: Path | None = None) -> dict[
 
         # As RaftNode._maybe_snapshot: references on the loop, encoding on a worker thread.
         refs, out["take_s"] = _timed(store.snapshot_refs)
-        head = store_pb2.Snapshot(version=SNAPSHOT_FORMAT, store_version=index).SerializeToString()
         data, out["serialize_s"] = _timed(
-            lambda: head + embedded(_STORE_FIELD, store.encode_snapshot(refs))
+            lambda: snapshots.encode(refs, store_pb2.ClusterSnapshot(), index)
         )
         out["bytes"] = len(data)
         out["mib"] = round(len(data) / 2**20, 1)

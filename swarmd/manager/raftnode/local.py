@@ -27,6 +27,7 @@ from google.protobuf.message import DecodeError
 
 from swarmd import errors
 from swarmd.api import store_pb2
+from swarmd.manager.raftnode.snapshots import SNAPSHOT_FORMAT
 from swarmd.manager.raftnode.storage import (
     EntryType,
     HardState,
@@ -41,7 +42,6 @@ _log = structlog.get_logger(component="raftnode")
 
 TERM = 1  # a single voter never holds an election
 VOTER_ID = 1
-SNAPSHOT_FORMAT = 1  # store_pb2.Snapshot.version
 DEFAULT_SNAPSHOT_INTERVAL = 10000
 DEFAULT_KEEP_ENTRIES = 500
 _REPLAY_CHUNK = 1000

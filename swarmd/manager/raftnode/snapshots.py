@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from swarmd import errors
 from swarmd.api import store_pb2
-from swarmd.manager.store import BuiltTables, MemoryStore, embedded
+from swarmd.manager.store import BuiltTables, MemoryStore, SnapshotRefs, embedded
 from swarmd.raft import ConfState, Snapshot
 
 SNAPSHOT_FORMAT = 1  # store_pb2.Snapshot.version
@@ -33,22 +33,25 @@ class EncodedSnapshot:
     data: bytes
 
 
+def encode(refs: SnapshotRefs, membership: store_pb2.ClusterSnapshot, index: int) -> bytes:
+    """The data of a raft snapshot of the stored objects `refs` at `index` (thread-safe)."""
+    head = store_pb2.Snapshot(
+        version=SNAPSHOT_FORMAT, membership=membership, store_version=index
+    ).SerializeToString()
+    # Fields may come in any order on the wire: the store goes after the head.
+    return head + embedded(_STORE_FIELD, MemoryStore.encode_snapshot(refs))
+
+
 def start_encoding(
     store: MemoryStore, membership: store_pb2.ClusterSnapshot, index: int, conf: ConfState
 ) -> asyncio.Task[EncodedSnapshot]:
     """Take the store's state now (it must be at `index`) and encode it on a worker thread."""
-    head = store_pb2.Snapshot(
-        version=SNAPSHOT_FORMAT, membership=membership, store_version=index
-    ).SerializeToString()
     refs = store.snapshot_refs()
 
-    def encode() -> EncodedSnapshot:
-        # Fields may come in any order on the wire: the store goes after the head.
-        return EncodedSnapshot(
-            index, conf, head + embedded(_STORE_FIELD, MemoryStore.encode_snapshot(refs))
-        )
+    def run() -> EncodedSnapshot:
+        return EncodedSnapshot(index, conf, encode(refs, membership, index))
 
-    return asyncio.get_running_loop().create_task(asyncio.to_thread(encode))
+    return asyncio.get_running_loop().create_task(asyncio.to_thread(run))
 
 
 def decode(snap: Snapshot) -> tuple[store_pb2.Snapshot, BuiltTables]:
@@ -66,4 +69,4 @@ def decode(snap: Snapshot) -> tuple[store_pb2.Snapshot, BuiltTables]:
     return payload, MemoryStore.build_tables(payload.store)
 
 
-__all__ = ["SNAPSHOT_FORMAT", "EncodedSnapshot", "decode", "start_encoding"]
+__all__ = ["SNAPSHOT_FORMAT", "EncodedSnapshot", "decode", "encode", "start_encoding"]

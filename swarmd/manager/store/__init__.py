@@ -14,6 +14,7 @@ from swarmd.manager.store.memory import (
 )
 from swarmd.manager.store.proposer import Proposer
 from swarmd.manager.store.snapshot import BuiltTables, embedded
+from swarmd.manager.store.snapshot import Refs as SnapshotRefs
 from swarmd.manager.store.tx import (
     Batch,
     ReadTable,
@@ -44,6 +45,7 @@ __all__ = [
     "ReadTx",
     "ServiceQueries",
     "ServiceTable",
+    "SnapshotRefs",
     "StoreObject",
     "Subscription",
     "TaskQueries",

@@ -66,11 +66,6 @@ def build(snap: store_pb2.StoreSnapshot) -> BuiltTables:
     }
 
 
-def load(snap: store_pb2.StoreSnapshot, tables: Mapping[str, Table[Any]]) -> int:
-    """Replace the tables' contents with copies of the snapshot's objects; returns their number."""
-    return adopt(build(snap), tables)
-
-
 def adopt(built: BuiltTables, tables: Mapping[str, Table[Any]]) -> int:
     """Give `tables` the contents of `built` (from `build`); returns the number of objects."""
     total = 0
@@ -98,4 +93,4 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
-__all__ = ["BuiltTables", "Refs", "adopt", "build", "embedded", "encode", "load", "refs", "take"]
+__all__ = ["BuiltTables", "Refs", "adopt", "build", "embedded", "encode", "refs", "take"]
