@@ -6,11 +6,13 @@ about swarmd or Docker: it samples /proc, summarises samples and finds free loop
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import socket
 import statistics
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,33 @@ def pid_of(name: str) -> int | None:
         except OSError:
             continue
     return None
+
+
+def busy_share(window: float) -> float:
+    """Share of all CPUs busy (not idle, not iowait) over the next `window` seconds (blocking)."""
+    t0 = cpu_times()
+    time.sleep(window)
+    t1 = cpu_times()
+    total = t1[0] - t0[0]
+    return 1 - (t1[1] - t0[1]) / total if total else 0.0
+
+
+async def until_quiet(
+    limit: float = 0.15, window: float = 0.3, calm: int = 2, max_wait: float = 15.0
+) -> float:
+    """Wait until the machine is quiet; the seconds waited.
+
+    Quiet: `calm` windows in a row with less than `limit` of all CPUs busy. Removing 50
+    containers leaves work behind after the API calls returned (the kernel tears their network
+    namespaces down in the background, dockerd and containerd finish their clean-up), and that
+    work would otherwise land on whichever system is measured next.
+    """
+    start = time.monotonic()
+    streak = 0
+    while streak < calm and time.monotonic() - start < max_wait:
+        busy = await asyncio.to_thread(busy_share, window)
+        streak = streak + 1 if busy < limit else 0
+    return round(time.monotonic() - start, 2)
 
 
 @dataclass

@@ -116,11 +116,14 @@ def totals_table(report: dict[str, Any]) -> str:
 
 def breakdown_table(report: dict[str, Any]) -> str:
     """Median time (s after the timed step began) at which each mark was first seen."""
-    lines = ["where the time goes (medians; s after the timed step began; CPU s in the step)"]
+    lines = [
+        "where the time goes (medians; s after the timed step began; CPU s in the step;"
+        " settle_s: the wait for a quiet machine before it)"
+    ]
     for sc in report["scenarios"]:
         for system, samples in _by_system(sc).items():
             parts = []
-            for mark in [*MARKS, "swarmd_cpu_s", "dockerd_cpu_s"]:
+            for mark in [*MARKS, "swarmd_cpu_s", "dockerd_cpu_s", "settle_s"]:
                 vals = [s["detail"][mark] for s in samples if mark in s["detail"]]
                 if vals and not (system != "swarmd" and mark == "swarmd_cpu_s"):
                     parts.append(f"{mark}={statistics.median(vals):.2f}")

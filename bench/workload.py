@@ -12,7 +12,9 @@ Scenarios, each repeated and reported as min / median / max seconds:
 swarmd runs as real processes (bench/swarmd_cluster.py), Docker Swarm in the local dockerd
 (`swarm init` if needed, left at the end), the raw floor creates and starts the same containers
 straight on dockerd from 8 threads (bench/systems.py). Polls every 50 ms; the systems take turns
-within each repetition (rotating the order) so the machine's drift hits all of them alike.
+within each repetition (rotating the order) so the machine's drift hits all of them alike, and
+each sample starts on a quiet machine (harness.until_quiet: what the previous sample's clean-up
+left running would otherwise be charged to the next system; the wait is `settle_s`).
 Besides the totals each sample records where the time went: when every task was assigned
 (scheduling), when dockerd created the first/last container and started the last one (its own
 timestamps), and the CPU seconds the swarmd manager and dockerd used.
@@ -49,6 +51,7 @@ from bench.harness import (
     local_image_id,
     pid_of,
     process_cpu_s,
+    until_quiet,
 )
 from bench.report import render
 from bench.samples import Sample, Scenario, Timeline, poll
@@ -107,7 +110,9 @@ class Bench:
         for rep in range(reps):
             order = systems[rep % len(systems) :] + systems[: rep % len(systems)]
             for system in order:
+                settle_s = await until_quiet()
                 for sample in await runners[system]():
+                    sample.detail["settle_s"] = settle_s
                     label = sample.detail.pop("scenario", name)
                     by_label.setdefault(label, Scenario(label)).samples.append(sample)
                     print(
