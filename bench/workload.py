@@ -19,7 +19,7 @@ Besides the totals each sample records where the time went: when every task was 
 (scheduling), when dockerd created the first/last container and started the last one (its own
 timestamps), and the CPU seconds the swarmd manager and dockerd used.
 
-    .venv/bin/python -m bench.workload [--reps 5] [--reps-large 3] [--only create,heal,...]
+    .venv/bin/python -m bench.workload [--reps 5] [--reps-large 5] [--only create,heal,...]
 
 Prints tables and writes .bench/workload-<timestamp>.json (and workload-latest.json).
 """
@@ -444,7 +444,7 @@ async def amain(args: argparse.Namespace) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--reps", type=int, default=5, help="repetitions of small scenarios (5)")
-    p.add_argument("--reps-large", type=int, default=3, help="of 50-replica scenarios (3)")
+    p.add_argument("--reps-large", type=int, default=5, help="of 50-replica scenarios (5)")
     p.add_argument("--reps-failover", type=int, default=5, help="of node failure (5)")
     p.add_argument("--reps-hang", type=int, default=3, help="of a hung (SIGSTOPped) node (3)")
     p.add_argument("--reps-loaded", type=int, default=3, help="of node failure under load (3)")
