@@ -14,6 +14,7 @@ from schedbuild import DRAIN, node, task
 from swarmd import errors
 from swarmd.api import objects_pb2, store_pb2, types_pb2
 from swarmd.manager.scheduler import ASSIGNED_MESSAGE, CANCELLED_MESSAGE, Scheduler
+from swarmd.manager.scheduler.scheduler import DEBOUNCE
 from swarmd.manager.store import MemoryStore, Tx
 from swarmd.testing.fake_clock import FakeClock
 
@@ -215,10 +216,10 @@ async def test_scheduler_batches_commits_into_one_pass() -> None:
     async with running_scheduler(store, clock) as h:
         await h.settle(2)
         assert h.scheduler.passes == 0  # nothing pending, nothing to do
-        # Ten commits 10 ms apart: each restarts the 50 ms quiet period, so one pass.
+        # Ten commits half a debounce apart: each restarts the quiet period, so one pass.
         for i in range(10):
             await h.create(task(f"t{i}", "web"))
-            await h.clock.advance(0.01)
+            await h.clock.advance(DEBOUNCE / 2)
         assert assigned(h) == {}
         await h.eventually(lambda: len(assigned(h)) == 10)
         assert h.scheduler.passes == 1
