@@ -26,10 +26,8 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,10 +39,12 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# `python bench/control_plane.py` works as well as `python -m bench.control_plane`.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.harness import REPO, Machine, free_port, host_info, pid_of, process_cpu_s
+
 BENCH_LABEL = "swarmd.bench"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -66,63 +66,6 @@ def summarize_ms(samples_s: list[float]) -> dict[str, float]:
         "mean_ms": round(statistics.fmean(ms), 3),
         "max_ms": round(max(ms), 3),
     }
-
-
-def cpu_times() -> tuple[int, int]:
-    """(total jiffies, steal jiffies) of the whole machine from /proc/stat."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    steal = fields[7] if len(fields) > 7 else 0
-    return sum(fields), steal
-
-
-def process_cpu_s(pid: int | None) -> float | None:
-    """User+system CPU seconds used so far by one process, or None."""
-    if pid is None:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(parts[11]) + int(parts[12])) / CLK_TCK
-
-
-def pid_of(name: str) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() == name:
-                return int(entry.name)
-        except OSError:
-            continue
-    return None
-
-
-@dataclass
-class Machine:
-    """What else the machine was doing while a phase ran."""
-
-    loadavg_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    loadavg_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    steal_pct: float = 0.0
-    _t0: tuple[int, int] = (0, 0)
-
-    @classmethod
-    def start(cls) -> Machine:
-        return cls(loadavg_before=os.getloadavg(), _t0=cpu_times())
-
-    def stop(self) -> dict[str, Any]:
-        self.loadavg_after = os.getloadavg()
-        total, steal = cpu_times()
-        dt = total - self._t0[0]
-        self.steal_pct = round(100 * (steal - self._t0[1]) / dt, 2) if dt else 0.0
-        return {
-            "loadavg_before": [round(x, 2) for x in self.loadavg_before],
-            "loadavg_after": [round(x, 2) for x in self.loadavg_after],
-            "steal_pct": self.steal_pct,
-        }
 
 
 @dataclass
@@ -198,13 +141,6 @@ async def run_phases(
 
 # ----------------------------------------------------------------------------------------------
 # swarmd
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -501,12 +437,7 @@ async def amain(args: argparse.Namespace) -> int:
     report = {
         "benchmark": "control_plane",
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "host": {
-            "hostname": socket.gethostname(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "kernel": platform.release(),
-        },
+        "host": host_info(),
         "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "image_id": image_id,
         "results": [asdict(r) for r in results],
