@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -42,7 +41,8 @@ os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 # `python bench/control_plane.py` works as well as `python -m bench.control_plane`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import REPO, Machine, free_port, host_info, pid_of, process_cpu_s
+from bench.harness import REPO, Machine, free_port, pid_of, process_cpu_s
+from bench.results import run_report, save, show
 
 BENCH_LABEL = "swarmd.bench"
 
@@ -420,6 +420,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def amain(args: argparse.Namespace) -> int:
+    started = time.time()
     image_id = local_image_id(args.image)
     results: list[Result] = []
     if args.only in (None, "swarmd"):
@@ -433,26 +434,11 @@ async def amain(args: argparse.Namespace) -> int:
         print("[bench] docker swarm: same phases", flush=True)
         results.append(await bench_docker_swarm(args, image_id))
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    report = {
-        "benchmark": "control_plane",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "host": host_info(),
-        "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "image_id": image_id,
-        "results": [asdict(r) for r in results],
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"control_plane-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "control_plane-latest.json").write_text(json.dumps(report, indent=2) + "\n")
-
-    print()
-    print(render(results))
-    for r in results:
-        for note in r.notes:
-            print(f"note ({r.system}): {note}")
-    print(f"\nresults: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    report = run_report(
+        "control_plane", args, started, image_id=image_id, results=[asdict(r) for r in results]
+    )
+    notes = [f"({r.system}) {note}" for r in results for note in r.notes]
+    show(render(results), notes, save(report, args.out))
     return 0
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import statistics
@@ -47,8 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from google.protobuf import duration_pb2
 
-from bench.harness import REPO, Machine, host_info, local_image_id, pid_of, process_cpu_s
+from bench.harness import REPO, Machine, local_image_id, pid_of, process_cpu_s
 from bench.report import totals_table
+from bench.results import run_report, save, show
 from bench.samples import Sample, Scenario, Timeline, poll
 from bench.swarmd_cluster import SwarmdCluster
 from bench.systems import COMMAND, DockerSwarmSystem, Engine, SwarmdSystem
@@ -429,27 +429,16 @@ async def amain(args: argparse.Namespace) -> int:
             notes.append(f"swarmd state and log kept in {cluster.root}")
         await cluster.close(keep=args.keep)
         engine.close()
-    report: dict[str, Any] = {
-        "benchmark": "rolling",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "duration_s": round(time.time() - started, 1),
-        "host": host_info(),
-        "machine": machine.stop(),
-        "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "image_id": image_id,
-        "scenarios": [asdict(s) for s in scenarios],
-        "notes": notes,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"rolling-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    text = json.dumps(report, indent=2) + "\n"
-    path.write_text(text)
-    (args.out / "rolling-latest.json").write_text(text)
-    print()
-    print(render(report, scenarios))
-    for note in notes:
-        print(f"note: {note}")
-    print(f"\nresults: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    report = run_report(
+        "rolling",
+        args,
+        started,
+        machine=machine.stop(),
+        image_id=image_id,
+        scenarios=[asdict(s) for s in scenarios],
+        notes=notes,
+    )
+    show(render(report, scenarios), notes, save(report, args.out))
     return 0
 
 

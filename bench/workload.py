@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -47,13 +46,13 @@ from bench import callpattern, nodefailure
 from bench.harness import (
     REPO,
     Machine,
-    host_info,
     local_image_id,
     pid_of,
     process_cpu_s,
     until_quiet,
 )
 from bench.report import render
+from bench.results import run_report, save, show
 from bench.samples import Sample, Scenario, Timeline, poll
 from bench.swarmd_cluster import SwarmdCluster
 from bench.systems import (
@@ -416,28 +415,17 @@ async def amain(args: argparse.Namespace) -> int:
             notes += nf.notes
     finally:
         engine.close()
-    report = {
-        "benchmark": "workload",
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        "duration_s": round(time.time() - started, 1),
-        "host": host_info(),
-        "machine": machine.stop(),
-        "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "image_id": image_id,
-        "scenarios": [asdict(s) for s in scenarios],
-        "notes": notes,
+    report = run_report(
+        "workload",
+        args,
+        started,
+        machine=machine.stop(),
+        image_id=image_id,
+        scenarios=[asdict(s) for s in scenarios],
+        notes=notes,
         **extra,
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"workload-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    text = json.dumps(report, indent=2) + "\n"
-    path.write_text(text)
-    (args.out / "workload-latest.json").write_text(text)
-    print()
-    print(render(report))
-    for note in notes:
-        print(f"note: {note}")
-    print(f"\nresults: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    )
+    show(render(report), notes, save(report, args.out))
     return 0
 
 
