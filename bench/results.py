@@ -1,7 +1,8 @@
 """A finished benchmark run: the fields every report carries, its JSON files, the closing print.
 
-Used by bench/workload.py, bench/rolling.py, bench/control_plane.py and bench/raft.py. Each run
-writes `<out>/<benchmark>-<timestamp>.json` and overwrites `<out>/<benchmark>-latest.json`.
+Used by bench/workload.py, bench/rolling.py and bench/control_plane.py (bench/raft.py keeps
+its own report shape). Each run writes `<out>/<benchmark>-<timestamp>.json` and overwrites
+`<out>/<benchmark>-latest.json`.
 """
 
 from __future__ import annotations
@@ -30,12 +31,12 @@ def run_report(
     }
 
 
-def save(report: dict[str, Any], out: Path, *, indent: int = 2) -> Path:
+def save(report: dict[str, Any], out: Path) -> Path:
     """Write the report's timestamped JSON file and the -latest copy; the timestamped path."""
     name = report["benchmark"]
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    text = json.dumps(report, indent=indent) + "\n"
+    text = json.dumps(report, indent=2) + "\n"
     path.write_text(text)
     (out / f"{name}-latest.json").write_text(text)
     return path

@@ -11,13 +11,13 @@ Scenarios, each repeated and reported as min / median / max seconds:
 
 swarmd runs as real processes (bench/swarmd_cluster.py), Docker Swarm in the local dockerd
 (`swarm init` if needed, left at the end), the raw floor creates and starts the same containers
-straight on dockerd from 8 threads (bench/systems.py). Polls every 50 ms; the systems take turns
-within each repetition (rotating the order) so the machine's drift hits all of them alike, and
-each sample starts on a quiet machine (harness.until_quiet: what the previous sample's clean-up
-left running would otherwise be charged to the next system; the wait is `settle_s`).
-Besides the totals each sample records where the time went: when every task was assigned
-(scheduling), when dockerd created the first/last container and started the last one (its own
-timestamps), and the CPU seconds the swarmd manager and dockerd used.
+straight on dockerd from as many threads as swarmd's engine pool has (bench/systems.py). Polls
+every 50 ms; the systems take turns within each repetition (rotating the order) so the machine's
+drift hits all of them alike, and each sample starts on a quiet machine (harness.until_quiet:
+what the previous sample's clean-up left running would otherwise be charged to the next system;
+the wait is `settle_s`). Besides the totals each sample records where the time went: when every
+task was assigned (scheduling), when dockerd created the first/last container and started the
+last one (its own timestamps), and the CPU seconds the swarmd manager and dockerd used.
 
     .venv/bin/python -m bench.workload [--reps 5] [--reps-large 5] [--only create,heal,...]
 

@@ -50,7 +50,6 @@ class StatusReporter:
         # When each pending task's first unsent status was queued (monotonic): a held status
         # waits `hold` from then, however often a newer held status replaces it.
         self._since: dict[str, float] = {}
-        self._urgent = 0  # pending statuses that must not wait
         self._hold = hold
         self._sender: Sender | None = None
         self._wake = asyncio.Event()
@@ -60,13 +59,8 @@ class StatusReporter:
 
     def report(self, task_id: str, status: types_pb2.TaskStatus) -> None:
         """Queue the latest status of a task; returns at once."""
-        old = self._pending.get(task_id)
-        if old is None:
+        if task_id not in self._pending:
             self._since[task_id] = time.monotonic()
-        elif _urgent(old):
-            self._urgent -= 1
-        if _urgent(status):
-            self._urgent += 1
         self._pending[task_id] = status
         self._idle.clear()
         self._wake.set()
@@ -98,7 +92,7 @@ class StatusReporter:
                 if not self._pending:
                     self._idle.set()
                 continue
-            if not self._urgent:
+            if not any(_urgent(s) for s in self._pending.values()):
                 wait = min(self._since.values()) + self._hold - time.monotonic()
                 if wait > 0:
                     # Until the hold ends, or a new report (maybe urgent) wakes us to look again.
@@ -121,8 +115,6 @@ class StatusReporter:
                 if self._pending.get(task_id) is status:
                     del self._pending[task_id]
                     del self._since[task_id]
-                    if _urgent(status):
-                        self._urgent -= 1
             if self._pending:
                 self._wake.set()
             else:
