@@ -152,8 +152,10 @@ class Worker:
             return
         manager, runner = entry
         runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        # wait() does not swallow a cancellation of ours, as suppressing CancelledError would.
+        await asyncio.wait({runner})
+        if not runner.cancelled() and (err := runner.exception()) is not None:
+            raise err
         job = asyncio.get_running_loop().create_task(
             self._shutdown_and_remove(task_id, manager.controller), name=f"remove-{task_id}"
         )

@@ -25,8 +25,6 @@ the CA signs renewals with it. This component moves the second towards the first
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
 from typing import Protocol
 
@@ -35,7 +33,7 @@ import structlog
 from swarmd import errors, log
 from swarmd.api import objects_pb2, types_pb2
 from swarmd.clock import Clock
-from swarmd.manager.store import Event, MemoryStore, Subscription, Tx, WatchItem
+from swarmd.manager.store import Event, MemoryStore, Tx
 from swarmd.raft import RaftID
 
 _log = structlog.get_logger(component="rolemanager")
@@ -128,7 +126,7 @@ class RoleManager:
             pending = self._all_candidates()
             while True:
                 pending = {n for n in sorted(pending) if not await self.reconcile(n)}
-                item = await _next_item(sub, self._clock, self._retry if pending else None)
+                item = await sub.next_within(self._clock, self._retry if pending else None)
                 while item is not None:
                     if isinstance(item, Event) and isinstance(item.obj, objects_pb2.Node):
                         pending.add(item.obj.id)
@@ -206,27 +204,6 @@ class RoleManager:
             tx.nodes.update(node)
 
         await self._store.update(fn)
-
-
-async def _next_item(sub: Subscription, clock: Clock, wait: float | None) -> WatchItem | None:
-    """The next watch item, or None once `wait` seconds pass first (never, for None)."""
-    if sub.pending() or wait is None:
-        return await anext(sub)
-    if wait <= 0:
-        return None
-    nxt = asyncio.ensure_future(anext(sub))
-    sleep = asyncio.ensure_future(clock.sleep(wait))
-    try:
-        await asyncio.wait({nxt, sleep}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for fut in (nxt, sleep):
-            if not fut.done():
-                fut.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await fut
-    if nxt.done() and not nxt.cancelled():
-        return nxt.result()
-    return None
 
 
 __all__ = ["RETRY_INTERVAL", "Action", "RaftMembers", "RoleManager", "decide"]

@@ -15,8 +15,6 @@ re-derives everything from the store. Only cancellation (and NotLeader) ends it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 from collections.abc import Collection
 from typing import Protocol
@@ -27,7 +25,7 @@ from swarmd import errors
 from swarmd.clock import Clock
 from swarmd.manager.orchestrator.commit import commit_plan
 from swarmd.manager.orchestrator.plan import Decision
-from swarmd.manager.store import Commit, Event, MemoryStore, ReadTx, Subscription, WatchItem
+from swarmd.manager.store import Commit, Event, MemoryStore, ReadTx
 
 _log = structlog.get_logger(component="orchestrator")
 
@@ -65,27 +63,6 @@ class Reconciler(Protocol):
         ...
 
 
-async def _next_item(sub: Subscription, clock: Clock, wait: float | None) -> WatchItem | None:
-    """The next watch item, or None when `wait` seconds (of the Clock) pass first."""
-    if sub.pending() or wait is None:
-        return await anext(sub)
-    if wait <= 0:
-        return None
-    nxt = asyncio.ensure_future(anext(sub))
-    sleep = asyncio.ensure_future(clock.sleep(wait))
-    try:
-        await asyncio.wait({nxt, sleep}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for fut in (nxt, sleep):
-            if not fut.done():
-                fut.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await fut
-    if nxt.done() and not nxt.cancelled():
-        return nxt.result()
-    return None
-
-
 async def _plan_and_commit(store: MemoryStore, clock: Clock, core: Reconciler) -> None:
     for _ in range(_MAX_PLANS_PER_WAKE):
         wake = core.next_wakeup()
@@ -107,7 +84,7 @@ async def _follow(store: MemoryStore, clock: Clock, core: Reconciler) -> None:
             wake = core.next_wakeup()
             timeout = None if wake is None else max(0.0, wake - clock.now())
             try:
-                item = await _next_item(sub, clock, timeout)
+                item = await sub.next_within(clock, timeout)
             except StopAsyncIteration:
                 return  # the subscription was closed: nothing more to follow
             if isinstance(item, Event):

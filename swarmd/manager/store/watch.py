@@ -22,6 +22,7 @@ from typing import TypeAlias
 import structlog
 
 from swarmd import errors
+from swarmd.clock import Clock
 from swarmd.manager.store.kinds import StoreObject
 
 _log = structlog.get_logger(component="store")
@@ -166,6 +167,31 @@ class Subscription:
                 await self._waiter
             finally:
                 self._waiter = None
+
+    async def next_within(self, clock: Clock, wait: float | None) -> WatchItem | None:
+        """The next item, or None once `wait` seconds of `clock` pass first (None: no limit).
+
+        Raises like `__anext__` (StopAsyncIteration after close, the error after an overflow).
+        A cancellation of the caller always propagates: waiting for the timer to unwind must
+        not swallow it, or a cancelled orchestrator would go on running.
+        """
+        if wait is None or self._queue or self._closed:
+            return await self.__anext__()
+        if wait <= 0:
+            return None
+        sleep = asyncio.ensure_future(clock.sleep(wait))
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait({waiter, sleep}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._waiter = None
+            if not sleep.done():
+                sleep.cancel()
+                # wait() neither raises the timer's CancelledError nor swallows ours.
+                await asyncio.wait({sleep})
+        if self._queue or self._closed:
+            return await self.__anext__()
+        return None
 
     async def __aenter__(self) -> Subscription:
         return self
