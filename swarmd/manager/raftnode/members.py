@@ -1,10 +1,11 @@
 """AddressBook: who is in the raft cluster and where to reach them (raft id -> RaftMember).
 
-Manager layer, raft node. `RaftNode` owns one: it fills it from the founding members, from the
+Manager layer, raft node. The `Configuration` of a `RaftNode` (configuration.py) owns one and
+joins it with the core's voters and learners: it fills it from the founding members, from the
 RaftMember carried in the context of every applied conf change, and from the membership saved in
 store snapshots; it tells the transport about every change. The Raft servicer answers
-`ResolveAddress` from it. Removed ids are remembered forever (swarmkit keeps them in the snapshot
-too) so a removed manager that comes back cannot take part again.
+`ResolveAddress` from it (`RaftNode.address_book`). Removed ids are remembered forever (swarmkit
+keeps them in the snapshot too) so a removed manager that comes back cannot take part again.
 
 `load_identity` keeps this member's own RaftMember in the raft state dir (swarmkit keeps it in
 its WAL metadata): a restarted manager recovers its raft id from there.

@@ -2,7 +2,9 @@
 
 Manager layer, raft node. Three parts share one `Membership` (one per manager, around its
 `RaftNode`), which serialises membership changes (the core accepts one pending change at a
-time) and holds the quorum arithmetic:
+time) and holds the quorum arithmetic. This is the policy; the mechanics (the voters and
+learners, proposing and applying each change) are the node's `Configuration` (configuration.py),
+reached through `RaftNode`'s membership methods:
 
 - `RaftMembershipServicer` serves `RaftMembership.Join`/`Leave` on the cluster port. Both are
   leader-only (`rpc.routing` forwards them from followers), manager certificates only

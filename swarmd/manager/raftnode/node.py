@@ -17,8 +17,9 @@ apply (leadership, snapshot, committed entries, reads) -> `advance`. Committed e
 `InternalRaftRequest`s of store actions: entries this member proposed are applied by the store
 itself once `propose` returns their index, every other entry through
 `MemoryStore.apply_committed`, so every manager's store goes through the same versions.
-Conf-change entries carry the new member's `RaftMember` as context; applying one updates the
-core, the address book and the transport.
+Membership lives in the node's `Configuration` (configuration.py): the voters and learners,
+the address book and the transport's peers; it proposes membership changes through this loop
+(the `Driver` protocol) and applies the committed conf-change entries.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from swarmd import errors, gctuning, log
 from swarmd.api import store_pb2, types_pb2
 from swarmd.clock import Clock, SystemClock
 from swarmd.manager.raftnode import founding, snapshots
+from swarmd.manager.raftnode.configuration import Configuration
 from swarmd.manager.raftnode.durable import DurableStorage
 from swarmd.manager.raftnode.leadership import Leadership, LeadershipSink, LeaderState
 from swarmd.manager.raftnode.members import AddressBook, load_identity
@@ -48,9 +50,6 @@ from swarmd.manager.raftnode.waits import ProposalWait, Waits
 from swarmd.manager.store import MemoryStore
 from swarmd.raft import (
     NONE,
-    ConfChange,
-    ConfChangeRejected,
-    ConfChangeType,
     Config,
     ConfState,
     Entry,
@@ -80,6 +79,8 @@ class RaftNode:
     """One manager's raft member: driver loop, Proposer, leadership and membership changes.
 
     Loop-confined. Build it with `open`, then `bootstrap` (founders only), `recover`, `run`.
+    The membership part of its API (`address_book` ... `is_reachable`) delegates to its
+    `Configuration`, which it drives through the `Driver` methods.
 
     Args:
         member: this member's identity (raft id, node id, advertised address).
@@ -111,13 +112,15 @@ class RaftNode:
         self._settings = settings or RaftSettings()
         self._rng = rng or random.Random()
         self._clock: Clock = clock or SystemClock()
-        self.address_book = AddressBook([member])
         self.leadership = Leadership()
         self._sink = publish_to
         self._log = _log.bind(**{log.RAFT_ID: f"{self.id:x}"})
         self._raw: RawNode | None = None
         self._store: MemoryStore | None = None
         self._waits = Waits()
+        self._configuration = Configuration(
+            member, transport, self, self._waits, self.leadership, self._log
+        )
         self._inbox: deque[Message] = deque()
         self._calls: deque[Callable[[], None]] = deque()
         # Proposals waiting for the next loop turn, stepped together as one (fewer messages).
@@ -127,14 +130,11 @@ class RaftNode:
         self._running = False
         self._applied = 0
         self._snapshot_index = 0
-        self._conf = ConfState()
         self._term = 0
         self._lead = NONE
         self._is_raft_leader = False
         self._leader_barrier = 0
-        self._removed = False
         self._snapshot_job: asyncio.Task[snapshots.EncodedSnapshot] | None = None
-        self._linked: set[RaftID] = set()  # peers the transport was told about
         self._request_ids = itertools.count(self._rng.getrandbits(48) << 16)
         self._read_ids = itertools.count(1)
 
@@ -215,10 +215,7 @@ class RaftNode:
         A new member can only answer the leader once it knows the leader's address; it learns
         the rest from the log.
         """
-        for member in members:
-            if member.raft_id != self.id:
-                self.address_book.put(member)
-        self._sync_peers()
+        self._configuration.learn(members)
 
     async def recover(self, store: MemoryStore) -> None:
         """Restore the store from the latest snapshot and start the core from storage.
@@ -235,7 +232,7 @@ class RaftNode:
         if not snap.is_empty():
             self._restore_store(store, snap)
         hard, conf = self._storage.initial_state()
-        self._conf, self._term = conf, hard.term
+        self._term = hard.term
         self._applied = self._snapshot_index = snap.metadata.index
         config = Config(
             id=self.id,
@@ -245,7 +242,7 @@ class RaftNode:
         )
         self._raw = RawNode(config, self._storage, rng=self._rng, logger=_CoreLogger(self._log))
         self._store = store
-        self._sync_peers()
+        self._configuration.restore_conf(conf)
 
     # The driver loop
 
@@ -304,7 +301,8 @@ class RaftNode:
             if entry.index <= self._applied:
                 continue  # covered by an installed snapshot
             if entry.type is EntryType.CONF_CHANGE:
-                self._apply_conf_change(raw, entry)
+                self._configuration.apply(raw, entry)
+                self._bound_store().apply_committed((), entry.index)
             else:
                 await self._apply_normal(entry)
             self._applied = entry.index
@@ -353,7 +351,7 @@ class RaftNode:
 
     def _campaign_if_alone(self, raw: RawNode) -> None:
         # A lone voter need not wait an election timeout to lead (swarmkit does the same).
-        if self._conf.voters == {self.id} and not self._is_raft_leader:
+        if self._configuration.state.voters == {self.id} and not self._is_raft_leader:
             raw.campaign()
 
     def _stop(self) -> None:
@@ -415,31 +413,6 @@ class RaftNode:
                 self._log.error("undecodable raft entry", index=entry.index, error=str(err))
         store.apply_committed(actions, entry.index)
 
-    def _apply_conf_change(self, raw: RawNode, entry: Entry) -> None:
-        change = ConfChange.unmarshal(entry.data)
-        self._conf = raw.apply_conf_change(change)
-        peer = change.node_id
-        if change.type is ConfChangeType.REMOVE_NODE:
-            self.address_book.remove(peer)
-            if peer == self.id:
-                self._removed = True
-                self._log.warning("this raft member was removed from the cluster")
-        elif change.context:
-            try:
-                self.address_book.put(types_pb2.RaftMember.FromString(change.context))
-            except DecodeError as err:
-                self._log.error("undecodable raft member", index=entry.index, error=str(err))
-        self._sync_peers()
-        self._bound_store().apply_committed((), entry.index)
-        wait = self._waits.take_proposal(entry.index)
-        if wait is not None and not wait.future.done():
-            if wait.data == entry.data:
-                wait.future.set_result(entry.index)
-            else:
-                wait.future.set_exception(
-                    errors.Unavailable(f"membership change at index {entry.index} was overwritten")
-                )
-
     async def _install_snapshot(self, snap: Snapshot) -> None:
         # Parsing and indexing 100,000 tasks takes seconds: on a worker thread, so the rest of
         # the manager (dispatcher, control API) keeps its loop; the store swaps tables at once.
@@ -448,8 +421,7 @@ class RaftNode:
         self._restored(payload, snap.metadata.index)
         self._applied = self._snapshot_index = snap.metadata.index
         gctuning.freeze()
-        self._conf = snap.metadata.conf_state
-        self._sync_peers()
+        self._configuration.restore_conf(snap.metadata.conf_state)
 
     def _restore_store(self, store: MemoryStore, snap: Snapshot) -> None:
         payload, built = snapshots.decode(snap)
@@ -457,22 +429,8 @@ class RaftNode:
         self._restored(payload, snap.metadata.index)
 
     def _restored(self, payload: store_pb2.Snapshot, index: int) -> None:
-        self.address_book.restore(payload.membership)
-        self.address_book.put(self._member)
+        self._configuration.restore_members(payload.membership)
         self._log.info("store restored from raft snapshot", index=index)
-
-    def _sync_peers(self) -> None:
-        """Make the transport's peers those of the address book (all but ourselves)."""
-        wanted = {
-            peer: self.address_book.addr(peer)
-            for peer in self.address_book.ids()
-            if peer != self.id and self.address_book.addr(peer)
-        }
-        for peer in self._linked - wanted.keys():
-            self._transport.remove_peer(peer)
-        for peer, addr in wanted.items():
-            self._transport.set_peer(peer, addr)  # a no-op when the address did not change
-        self._linked = set(wanted)
 
     def _publish_leadership(self) -> None:
         lead = self._lead
@@ -514,7 +472,7 @@ class RaftNode:
         if store.version != self._applied:
             return  # a local transaction is being applied; try after the next Ready
         job = snapshots.start_encoding(
-            store, self.address_book.to_snapshot(), self._applied, self._conf
+            store, self.address_book.to_snapshot(), self._applied, self._configuration.state
         )
         job.add_done_callback(lambda _: self._wake.set())
         self._snapshot_job = job
@@ -560,28 +518,6 @@ class RaftNode:
         self._calls.append(lambda: fn(raw) if self._running else None)
         self._wake.set()
 
-    async def _in_loop(self, fn: Callable[[RawNode], T]) -> T:
-        """Run fn on the core between two Readys and return its result (or raise its error)."""
-        raw = self._raw
-        if raw is None or not self._running:
-            raise errors.Unavailable(f"raft member {self.id:x} is not running")
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-
-        def call() -> None:
-            if fut.done():
-                return
-            if not self._running:
-                fut.set_exception(errors.Unavailable(f"raft member {self.id:x} stopped"))
-                return
-            try:
-                fut.set_result(fn(raw))
-            except ProposalDropped as err:
-                fut.set_exception(err)
-
-        self._calls.append(call)
-        self._wake.set()
-        return await fut
-
     # The Proposer protocol and reads
 
     async def propose(self, actions: Sequence[store_pb2.StoreAction]) -> int:
@@ -593,7 +529,7 @@ class RaftNode:
             errors.Unavailable: it did not commit within the propose timeout or leadership was
                 lost meanwhile (it may still commit), or the node stopped.
         """
-        self._check_leader()
+        self.check_leader()
         request = store_pb2.InternalRaftRequest(id=next(self._request_ids), action=actions)
         data = request.SerializeToString()
         if len(data) > MAX_PROPOSAL_BYTES:
@@ -608,7 +544,7 @@ class RaftNode:
             async with asyncio.timeout(self._settings.propose_timeout):
                 return await wait.future
         except ProposalDropped as err:
-            raise self._dropped() from err
+            raise self.dropped_error() from err
         except TimeoutError as err:
             raise errors.Unavailable(
                 f"raft proposal not committed within {self._settings.propose_timeout:g}s "
@@ -631,7 +567,7 @@ class RaftNode:
         limit = self._settings.propose_timeout
         try:
             async with asyncio.timeout(limit):
-                await self._in_loop(lambda raw: raw.read_index(ctx))
+                await self.in_loop(lambda raw: raw.read_index(ctx))
                 index = await fut
                 if self._applied < index:
                     await self._waits.until_applied(index)
@@ -643,14 +579,22 @@ class RaftNode:
             self._waits.drop_read(ctx)
         return index
 
-    def _dropped(self) -> errors.SwarmError:
+    # The Driver protocol: what the configuration's membership changes need of the loop
+
+    @property
+    def propose_timeout(self) -> float:
+        """Seconds a proposal or a membership change may take to apply."""
+        return self._settings.propose_timeout
+
+    def dropped_error(self) -> errors.SwarmError:
         """The error for a proposal the core dropped."""
         if self._is_raft_leader:
             # Still leading, but handing leadership over: retry shortly, at the new leader.
             return errors.Unavailable("raft leadership is being transferred")
         return errors.NotLeader(self.leadership.state.leader_addr)
 
-    def _check_leader(self) -> None:
+    def check_leader(self) -> None:
+        """Raise errors.NotLeader or errors.Unavailable unless this member may write now."""
         state = self.leadership.state
         if not self._running:
             raise errors.Unavailable(f"raft member {self.id:x} is not running")
@@ -659,119 +603,70 @@ class RaftNode:
                 raise errors.Unavailable("the raft leader is still catching up")
             raise errors.NotLeader(state.leader_addr)
 
-    # Membership
+    async def in_loop(self, fn: Callable[[RawNode], T]) -> T:
+        """Run fn on the core between two Readys and return its result (or raise its error)."""
+        raw = self._raw
+        if raw is None or not self._running:
+            raise errors.Unavailable(f"raft member {self.id:x} is not running")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+
+        def call() -> None:
+            if fut.done():
+                return
+            if not self._running:
+                fut.set_exception(errors.Unavailable(f"raft member {self.id:x} stopped"))
+                return
+            try:
+                fut.set_result(fn(raw))
+            except ProposalDropped as err:
+                fut.set_exception(err)
+
+        self._calls.append(call)
+        self._wake.set()
+        return await fut
+
+    # Membership, the configuration's (the RaftMembership servicer, the promoter, the role manager)
+
+    @property
+    def address_book(self) -> AddressBook:
+        """Where each known member is, and the ids removed from the cluster."""
+        return self._configuration.address_book
+
+    @property
+    def conf_state(self) -> ConfState:
+        """The membership as of the applied index."""
+        return self._configuration.state
+
+    @property
+    def removed(self) -> bool:
+        """This member was removed from the cluster."""
+        return self._configuration.removed
 
     async def add_learner(self, member: types_pb2.RaftMember) -> int:
-        """Add a non-voting member that receives the log (first step of adding a manager).
-
-        Returns the index of the applied change.
-        """
-        change = ConfChange(
-            ConfChangeType.ADD_LEARNER, RaftID(member.raft_id), member.SerializeToString()
-        )
-        return await self._change_membership(change)
+        """Add a non-voting member: see `Configuration.add_learner`."""
+        return await self._configuration.add_learner(member)
 
     async def promote(self, raft_id: RaftID) -> int:
-        """Make a learner (or a new member) a voter.
-
-        Raises:
-            errors.NotFound: the member is unknown.
-        """
-        member = self.address_book.get(raft_id)
-        if member is None:
-            raise errors.NotFound("raft member", f"{raft_id:x}")
-        change = ConfChange(ConfChangeType.ADD_NODE, raft_id, member.SerializeToString())
-        return await self._change_membership(change)
+        """Make a learner a voter: see `Configuration.promote`."""
+        return await self._configuration.promote(raft_id)
 
     async def remove_member(self, raft_id: RaftID) -> int:
-        """Remove a member; refused when the reachable voters left would not form a quorum.
-
-        Raises:
-            errors.FailedPrecondition: the removal would lose quorum.
-        """
-        left = self._conf.voters - {raft_id}
-        reachable = sum(1 for v in left if v == self.id or self._transport.is_active(v))
-        if raft_id in self._conf.voters and left and reachable < len(left) // 2 + 1:
-            raise errors.FailedPrecondition(
-                f"removing raft member {raft_id:x} would leave {reachable} of {len(left)} "
-                "voters reachable: no quorum"
-            )
-        return await self._change_membership(ConfChange(ConfChangeType.REMOVE_NODE, raft_id))
-
-    async def _change_membership(self, change: ConfChange) -> int:
-        self._check_leader()
-        data = change.marshal()
-        wait = ProposalWait(data, asyncio.get_running_loop().create_future())
-
-        def start(raw: RawNode) -> int:
-            index = raw.propose_conf_change(change)
-            self._waits.add_proposal(index, wait)
-            return index
-
-        try:
-            async with asyncio.timeout(self._settings.propose_timeout):
-                await self._in_loop(start)
-                index = await wait.future
-        except ConfChangeRejected as err:
-            raise errors.FailedPrecondition(f"membership change refused: {err}") from err
-        except ProposalDropped as err:
-            raise self._dropped() from err
-        except TimeoutError as err:
-            raise errors.Unavailable("membership change not applied in time") from err
-        finally:
-            wait.settled.set()
-        self._log.info(
-            "raft membership changed", change=change.type.name.lower(), member=f"{change.node_id:x}"
-        )
-        return index
+        """Remove a member unless that loses quorum: see `Configuration.remove_member`."""
+        return await self._configuration.remove_member(raft_id)
 
     async def transfer_leadership(self, to: RaftID = NONE) -> RaftID:
-        """Hand leadership to `to` (default: a connected voter) and wait until it leads.
-
-        Raises:
-            errors.NotLeader: this member does not lead.
-            errors.FailedPrecondition: no other voter is reachable, or `to` is not a voter.
-            errors.Unavailable: the transfer did not complete within the propose timeout.
-        """
-        self._check_leader()
-        target = to
-        if target == NONE:
-            others = sorted(v for v in self._conf.voters if v != self.id)
-            active = [v for v in others if self._transport.is_active(v)]
-            if not active:
-                raise errors.FailedPrecondition("no reachable voter to transfer leadership to")
-            target = active[0]
-        if target == self.id:
-            return target
-        if target not in self._conf.voters:
-            raise errors.FailedPrecondition(f"raft member {target:x} is not a voter")
-        try:
-            async with asyncio.timeout(self._settings.propose_timeout):
-                await self._in_loop(lambda raw: raw.transfer_leader(target))
-                state = self.leadership.state
-                while state.leader_id != target:
-                    state = await self.leadership.changed(state)
-        except ProposalDropped as err:
-            raise errors.NotLeader(self.leadership.state.leader_addr) from err
-        except TimeoutError as err:
-            raise errors.Unavailable(
-                f"leadership not transferred to raft member {target:x} in time"
-            ) from err
-        return target
-
-    # Membership queries (the RaftMembership servicer, the promoter, the role manager)
+        """Hand leadership over: see `Configuration.transfer_leadership`."""
+        return await self._configuration.transfer_leadership(to)
 
     def member_of_node(self, node_id: str) -> types_pb2.RaftMember | None:
-        """The current raft member (voter or learner) of the manager `node_id`, None if none."""
-        current = self._conf.voters | self._conf.learners
-        for member in self.address_book.members():
-            if member.node_id == node_id and RaftID(member.raft_id) in current:
-                return member
-        return None
+        """The current raft member of the manager `node_id`, None if none."""
+        return self._configuration.member_of_node(node_id)
 
     def is_reachable(self, raft_id: RaftID) -> bool:
         """Is the member this one, or a peer the transport currently reaches?"""
-        return raft_id == self.id or self._transport.is_active(raft_id)
+        return self._configuration.is_reachable(raft_id)
+
+    # Replication progress (the promoter), read from the core
 
     def last_index(self) -> int:
         """The index of the last entry in this member's log (persisted or not)."""
@@ -794,16 +689,6 @@ class RaftNode:
     def applied(self) -> int:
         """Index of the last entry applied to the store."""
         return self._applied
-
-    @property
-    def removed(self) -> bool:
-        """This member was removed from the cluster."""
-        return self._removed
-
-    @property
-    def conf_state(self) -> ConfState:
-        """The membership as of the applied index."""
-        return self._conf
 
     def adjust(self, settings: RaftSettings) -> None:
         """Take new settings from the cluster spec while running.
