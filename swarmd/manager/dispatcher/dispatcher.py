@@ -34,6 +34,8 @@ DEFAULT_HEARTBEAT_PERIOD = 2.0
 GRACE_MULTIPLIER = 3.0
 # A node whose session stream broke is DOWN after this many periods unless it reconnects.
 DISCONNECT_GRACE_MULTIPLIER = 1.0
+# Seconds before marking a node DOWN again after the write failed.
+DOWN_RETRY = 1.0
 _READY = objects_pb2.NodeStatus.STATE_READY
 _DOWN = objects_pb2.NodeStatus.STATE_DOWN
 _DISCONNECTED = objects_pb2.NodeStatus.STATE_DISCONNECTED
@@ -269,7 +271,10 @@ class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):
                 try:
                     await self._set_status(node_id, _DOWN, "heartbeat failure")
                 except errors.SwarmError as err:
-                    _log.warning("cannot mark node down", node_id=node_id, error=str(err))
+                    # expired() forgot the node: without a new deadline a failed write (no
+                    # quorum for a moment) would leave a dead node READY, its tasks unmoved.
+                    _log.warning("cannot mark node down; retrying", node_id=node_id, error=str(err))
+                    self._tracker.disconnected(node_id, self._clock.monotonic(), DOWN_RETRY)
 
 
 def _collect(ev: Event, changed: dict[str, objects_pb2.Task], removed: set[str]) -> None:
