@@ -1,5 +1,8 @@
 """The `swarmd` command: parse flags, set up logging, run one Node until SIGTERM/SIGINT.
 
+A stop signal starts a graceful stop, bounded by swarmd/shutdown.py's deadline; a second
+signal ends the process at once.
+
 Bad flags and unusable state dirs are one `swarmd: error: ...` line on stderr and exit 2.
 """
 
@@ -18,6 +21,7 @@ import structlog
 
 from swarmd import config, errors, gctuning
 from swarmd import log as swarmlog
+from swarmd.shutdown import Shutdown
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,14 +116,15 @@ async def _run(cfg: config.NodeConfig) -> None:
 
     node = Node(cfg)
     task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
     assert task is not None
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+    stop = Shutdown(task)
+    stop.install((signal.SIGTERM, signal.SIGINT))
     try:
         await node.run()
     except asyncio.CancelledError:
         pass
+    finally:
+        stop.disarm()
 
 
 def main(argv: list[str] | None = None) -> None:
