@@ -29,7 +29,7 @@ from swarmd.ca.renewer import Renewer
 from swarmd.ca.security import SecurityConfig
 from swarmd.config import NodeConfig
 from swarmd.manager.controlapi.defaults import default_cluster_spec
-from swarmd.manager.manager import Listeners, Manager
+from swarmd.manager.manager import SESSION_DRAIN, STOP_GRACE, Listeners, Manager
 from swarmd.manager.replica import Replica, open_replica
 from swarmd.manager.store import MemoryStore, Tx
 from swarmd.rpc.channel import manager_channel
@@ -37,6 +37,8 @@ from swarmd.rpc.channel import manager_channel
 _log = structlog.get_logger(component="node")
 
 MANAGERS_FILE = "managers.json"
+# How long a stopping raft member waits for its manager's drain to end.
+MANAGER_DRAIN = STOP_GRACE + SESSION_DRAIN + 1.0
 TASKS_DB = "worker/tasks.db"
 
 # Makes the node's executor from (node id, engine address); entering it starts the executor.
@@ -202,7 +204,10 @@ class Node:
             join_through=join_through,
             force_new_cluster=cfg.force_new_cluster,
         )
-        tg.create_task(_run_replica(replica), name="raft")
+        # Set while no manager runs on this replica: on a stop the raft member waits for it.
+        manager_stopped = asyncio.Event()
+        manager_stopped.set()
+        tg.create_task(_run_replica(replica, manager_stopped), name="raft")
         store = replica.store
         if fresh is not None:
             await replica.wait_leader()
@@ -221,7 +226,8 @@ class Node:
             raft=replica.node,
             membership=replica.membership,
         )
-        tg.create_task(self.manager.run(), name="manager")
+        manager_stopped.clear()
+        tg.create_task(_run_manager(self.manager, manager_stopped), name="manager")
         return replica
 
     async def _create_cluster(
@@ -284,9 +290,32 @@ async def _until_demoted(security: SecurityConfig, replica: Replica) -> None:
                 await security.wait_changed()
 
 
-async def _run_replica(replica: Replica) -> None:
+async def _run_manager(manager: Manager, stopped: asyncio.Event) -> None:
     try:
-        await replica.run()
+        await manager.run()
+    finally:
+        stopped.set()
+
+
+async def _run_replica(replica: Replica, manager_stopped: asyncio.Event) -> None:
+    """Run the raft member; on a stop, only once the manager has drained (or after a bound).
+
+    The manager's servers finish the calls in flight for up to STOP_GRACE: their writes must
+    still commit, so each caller learns its write's true outcome instead of "raft member
+    stopped" for a write that may be in the log already.
+    """
+    run = asyncio.ensure_future(replica.run())
+    try:
+        await asyncio.shield(run)
+    except asyncio.CancelledError:
+        try:
+            waiter = asyncio.ensure_future(manager_stopped.wait())
+            await asyncio.wait({waiter}, timeout=MANAGER_DRAIN)
+            waiter.cancel()
+        finally:
+            run.cancel()
+            await asyncio.wait({run})
+        raise
     finally:
         await asyncio.shield(replica.close())
 

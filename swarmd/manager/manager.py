@@ -53,6 +53,8 @@ from swarmd.rpc.identity import ANONYMOUS, LOCAL_OPERATOR
 _log = structlog.get_logger(component="manager")
 
 STOP_GRACE = 2.0
+# After the servers stopped: how long the node-status writes of the closed sessions may take.
+SESSION_DRAIN = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,7 @@ class Manager:
             await asyncio.shield(
                 asyncio.gather(*(srv.stop(STOP_GRACE) for srv in servers), return_exceptions=True)
             )
+            await asyncio.shield(dispatcher.drain(SESSION_DRAIN))
             await asyncio.shield(channels.close())
             _log.info("manager stopped")
 

@@ -65,6 +65,7 @@ class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):
         self._tracker = HeartbeatTracker(self._period * GRACE_MULTIPLIER)
         self._changed = asyncio.Event()
         self._status_writer = TaskStatusWriter(store)
+        self._closing: set[asyncio.Future[None]] = set()  # writes of sessions that closed
 
     def _cluster_period(self) -> float:
         clusters = self._store.view(lambda tx: tx.clusters.list())
@@ -154,7 +155,20 @@ class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):
         finally:
             if self._tracker.end_session(node_id, session_id):
                 log.info("session closed")
-                await asyncio.shield(self._mark_disconnected(node_id))
+                # Shielded: a client that went away cancels this handler, not the write.
+                job = asyncio.ensure_future(self._mark_disconnected(node_id))
+                self._closing.add(job)
+                job.add_done_callback(self._closing.discard)
+                await asyncio.shield(job)
+
+    async def drain(self, within: float) -> None:
+        """Wait, at most `within` seconds, for the writes of sessions that just closed.
+
+        The manager calls it on its way down, after its servers stopped and before its raft
+        member does, so the nodes whose sessions the stop closed are recorded DISCONNECTED.
+        """
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=within)
 
     async def _mark_disconnected(self, node_id: str) -> None:
         try:
