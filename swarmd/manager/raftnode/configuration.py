@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 import structlog
@@ -39,6 +40,36 @@ from swarmd.raft import (
 )
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumCheck:
+    """What removing one voter would leave: reachable voters, voters left, and the quorum."""
+
+    reachable: int
+    remaining: int
+    needed: int
+
+    @property
+    def keeps_quorum(self) -> bool:
+        """Would the voters left still reach a quorum among themselves?"""
+        return self.remaining == 0 or self.reachable >= self.needed
+
+
+def quorum_after_removal(
+    voters: frozenset[RaftID], removing: RaftID, reachable: frozenset[RaftID]
+) -> QuorumCheck:
+    """The quorum arithmetic of removing `removing` (a learner or non-member removes nothing).
+
+    Args:
+        voters: the current voters.
+        removing: the member to remove.
+        reachable: the voters that answer now (the leader itself included).
+    """
+    left = voters - {removing}
+    if removing not in voters:
+        left = voters
+    return QuorumCheck(len(left & reachable), len(left), len(left) // 2 + 1)
 
 
 class Driver(Protocol):
@@ -208,12 +239,13 @@ class Configuration:
         Raises:
             errors.FailedPrecondition: the removal would lose quorum.
         """
-        left = self._conf.voters - {raft_id}
-        reachable = sum(1 for v in left if v == self._id or self._transport.is_active(v))
-        if raft_id in self._conf.voters and left and reachable < len(left) // 2 + 1:
+        voters = self._conf.voters
+        reachable = frozenset(v for v in voters if self.is_reachable(v))
+        check = quorum_after_removal(voters, raft_id, reachable)
+        if raft_id in voters and not check.keeps_quorum:
             raise errors.FailedPrecondition(
-                f"removing raft member {raft_id:x} would leave {reachable} of {len(left)} "
-                "voters reachable: no quorum"
+                f"removing raft member {raft_id:x} would leave {check.reachable} of "
+                f"{check.remaining} voters reachable: no quorum"
             )
         return await self._change(ConfChange(ConfChangeType.REMOVE_NODE, raft_id))
 
@@ -279,4 +311,4 @@ class Configuration:
         return target
 
 
-__all__ = ["Configuration", "Driver"]
+__all__ = ["Configuration", "Driver", "QuorumCheck", "quorum_after_removal"]

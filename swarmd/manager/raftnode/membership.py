@@ -2,7 +2,8 @@
 
 Manager layer, raft node. Three parts share one `Membership` (one per manager, around its
 `RaftNode`), which serialises membership changes (the core accepts one pending change at a
-time) and holds the quorum arithmetic. This is the policy; the mechanics (the voters and
+time) and applies the quorum arithmetic (configuration.py's `quorum_after_removal`, which
+the node's own last check uses too). This is the policy; the mechanics (the voters and
 learners, proposing and applying each change) are the node's `Configuration` (configuration.py),
 reached through `RaftNode`'s membership methods:
 
@@ -32,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
-from dataclasses import dataclass
 
 import structlog
 from grpc import aio
@@ -41,6 +41,7 @@ from swarmd import errors, log
 from swarmd.api import raft_pb2, raft_pb2_grpc, types_pb2
 from swarmd.ca.peer import current_peer
 from swarmd.ca.rootca import Role
+from swarmd.manager.raftnode.configuration import QuorumCheck, quorum_after_removal
 from swarmd.manager.raftnode.node import RaftNode
 from swarmd.raft import NONE, RaftID
 from swarmd.rpc.identity import current_forwarded
@@ -50,36 +51,6 @@ _log = structlog.get_logger(component="raftnode")
 MAX_PROMOTION_LAG = 16  # entries a learner may trail the leader's last index and be promoted
 PROMOTE_INTERVAL = 0.5  # seconds between two looks at the learners
 _RAFT_ID_LIMIT = 1 << 63  # swarmkit: random 63-bit ids
-
-
-@dataclass(frozen=True, slots=True)
-class QuorumCheck:
-    """What removing one voter would leave: reachable voters, voters left, and the quorum."""
-
-    reachable: int
-    remaining: int
-    needed: int
-
-    @property
-    def keeps_quorum(self) -> bool:
-        """Would the voters left still reach a quorum among themselves?"""
-        return self.remaining == 0 or self.reachable >= self.needed
-
-
-def quorum_after_removal(
-    voters: frozenset[RaftID], removing: RaftID, reachable: frozenset[RaftID]
-) -> QuorumCheck:
-    """The quorum arithmetic of removing `removing` (a learner or non-member removes nothing).
-
-    Args:
-        voters: the current voters.
-        removing: the member to remove.
-        reachable: the voters that answer now (the leader itself included).
-    """
-    left = voters - {removing}
-    if removing not in voters:
-        left = voters
-    return QuorumCheck(len(left & reachable), len(left), len(left) // 2 + 1)
 
 
 class Membership:
@@ -341,8 +312,6 @@ __all__ = [
     "MAX_PROMOTION_LAG",
     "Membership",
     "Promoter",
-    "QuorumCheck",
     "RaftMembershipServicer",
-    "quorum_after_removal",
     "substitute_host",
 ]

@@ -17,11 +17,11 @@ from swarmd import errors
 from swarmd.api import raft_pb2, types_pb2
 from swarmd.ca.peer import Peer, reset_peer, set_peer
 from swarmd.ca.rootca import Role
+from swarmd.manager.raftnode.configuration import quorum_after_removal
 from swarmd.manager.raftnode.membership import (
     Membership,
     Promoter,
     RaftMembershipServicer,
-    quorum_after_removal,
     substitute_host,
 )
 from swarmd.manager.raftnode.memtransport import MemoryNetwork

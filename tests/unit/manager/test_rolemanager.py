@@ -12,7 +12,7 @@ import pytest
 
 from swarmd import errors
 from swarmd.api import objects_pb2, specs_pb2, types_pb2
-from swarmd.manager.raftnode.membership import quorum_after_removal
+from swarmd.manager.raftnode.configuration import quorum_after_removal
 from swarmd.manager.rolemanager import Action, RoleManager, decide
 from swarmd.manager.store import MemoryStore
 from swarmd.raft import RaftID
