@@ -19,7 +19,8 @@ itself once `propose` returns their index, every other entry through
 `MemoryStore.apply_committed`, so every manager's store goes through the same versions.
 Membership lives in the node's `Configuration` (configuration.py): the voters and learners,
 the address book and the transport's peers; it proposes membership changes through this loop
-(the `Driver` protocol) and applies the committed conf-change entries.
+(the `Driver` protocol) and applies the committed conf-change entries. Store snapshots are
+its `Snapshotter`'s (snapshots.py): when to take one, saving it, installing the leader's.
 """
 
 from __future__ import annotations
@@ -36,15 +37,16 @@ from typing import TypeVar
 import structlog
 from google.protobuf.message import DecodeError
 
-from swarmd import errors, gctuning, log
+from swarmd import errors, log
 from swarmd.api import store_pb2, types_pb2
 from swarmd.clock import Clock, SystemClock
-from swarmd.manager.raftnode import founding, snapshots
+from swarmd.manager.raftnode import founding
 from swarmd.manager.raftnode.configuration import Configuration
 from swarmd.manager.raftnode.durable import DurableStorage
 from swarmd.manager.raftnode.leadership import Leadership, LeadershipSink, LeaderState
 from swarmd.manager.raftnode.members import AddressBook, load_identity
 from swarmd.manager.raftnode.settings import RaftSettings
+from swarmd.manager.raftnode.snapshots import Snapshotter
 from swarmd.manager.raftnode.transport import Transport
 from swarmd.manager.raftnode.waits import ProposalWait, Waits
 from swarmd.manager.store import MemoryStore
@@ -60,7 +62,6 @@ from swarmd.raft import (
     RaftID,
     RawNode,
     Ready,
-    Snapshot,
     SoftState,
     StateType,
     Status,
@@ -80,7 +81,8 @@ class RaftNode:
 
     Loop-confined. Build it with `open`, then `bootstrap` (founders only), `recover`, `run`.
     The membership part of its API (`address_book` ... `is_reachable`) delegates to its
-    `Configuration`, which it drives through the `Driver` methods.
+    `Configuration`, which it drives through the `Driver` methods; its `Snapshotter` takes and
+    installs the store snapshots.
 
     Args:
         member: this member's identity (raft id, node id, advertised address).
@@ -127,14 +129,13 @@ class RaftNode:
         self._proposals: list[ProposalWait] = []
         self._ticks = 0
         self._wake = asyncio.Event()
+        self._snapshots = Snapshotter(storage, self._configuration, self._wake, self._log)
         self._running = False
         self._applied = 0
-        self._snapshot_index = 0
         self._term = 0
         self._lead = NONE
         self._is_raft_leader = False
         self._leader_barrier = 0
-        self._snapshot_job: asyncio.Task[snapshots.EncodedSnapshot] | None = None
         self._request_ids = itertools.count(self._rng.getrandbits(48) << 16)
         self._read_ids = itertools.count(1)
 
@@ -223,17 +224,14 @@ class RaftNode:
         The entries after the snapshot are applied again by `run` (the store is in memory).
 
         Raises:
-            errors.FailedPrecondition: already recovered.
-            StorageError: the snapshot payload cannot be decoded.
+            errors.FailedPrecondition: already recovered, or the snapshot payload cannot be
+                decoded.
         """
         if self._raw is not None:
             raise errors.FailedPrecondition(f"raft member {self.id:x} is already recovered")
-        snap = self._storage.snapshot()
-        if not snap.is_empty():
-            self._restore_store(store, snap)
+        self._applied = self._snapshots.recover(store)
         hard, conf = self._storage.initial_state()
         self._term = hard.term
-        self._applied = self._snapshot_index = snap.metadata.index
         config = Config(
             id=self.id,
             election_tick=self._settings.election_tick,
@@ -249,6 +247,7 @@ class RaftNode:
     async def run(self) -> None:
         """Drive the member until cancelled (the transport and the ticker run alongside)."""
         raw = self._core()
+        store = self._bound_store()
         self._running = True
         try:
             async with asyncio.TaskGroup() as tg:
@@ -259,7 +258,7 @@ class RaftNode:
                 while True:
                     await self._handle_readies(raw)
                     self._publish_leadership()
-                    await self._maybe_snapshot()
+                    await self._snapshots.maybe_snapshot(store, self._applied, self._settings)
                     await self._wake.wait()
                     self._wake.clear()
                     self._take_inputs(raw)
@@ -296,7 +295,7 @@ class RaftNode:
         if rd.soft_state is not None:
             self._on_soft_state(raw, rd.soft_state)
         if rd.snapshot is not None:
-            await self._install_snapshot(rd.snapshot)
+            self._applied = await self._snapshots.install(self._bound_store(), rd.snapshot)
         for entry in rd.committed_entries:
             if entry.index <= self._applied:
                 continue  # covered by an installed snapshot
@@ -356,9 +355,7 @@ class RaftNode:
 
     def _stop(self) -> None:
         self._running = False
-        if self._snapshot_job is not None:
-            self._snapshot_job.cancel()  # its thread ends on its own; nothing is written
-            self._snapshot_job = None
+        self._snapshots.stop()
         self._is_raft_leader = False
         self._waits.fail_all(errors.Unavailable(f"raft member {self.id:x} stopped"))
         for call in self._calls:
@@ -413,25 +410,6 @@ class RaftNode:
                 self._log.error("undecodable raft entry", index=entry.index, error=str(err))
         store.apply_committed(actions, entry.index)
 
-    async def _install_snapshot(self, snap: Snapshot) -> None:
-        # Parsing and indexing 100,000 tasks takes seconds: on a worker thread, so the rest of
-        # the manager (dispatcher, control API) keeps its loop; the store swaps tables at once.
-        payload, built = await asyncio.to_thread(snapshots.decode, snap)
-        self._bound_store().restore_built(built, snap.metadata.index)
-        self._restored(payload, snap.metadata.index)
-        self._applied = self._snapshot_index = snap.metadata.index
-        gctuning.freeze()
-        self._configuration.restore_conf(snap.metadata.conf_state)
-
-    def _restore_store(self, store: MemoryStore, snap: Snapshot) -> None:
-        payload, built = snapshots.decode(snap)
-        store.restore_built(built, snap.metadata.index)
-        self._restored(payload, snap.metadata.index)
-
-    def _restored(self, payload: store_pb2.Snapshot, index: int) -> None:
-        self._configuration.restore_members(payload.membership)
-        self._log.info("store restored from raft snapshot", index=index)
-
     def _publish_leadership(self) -> None:
         lead = self._lead
         is_leader = self._is_raft_leader and self._applied >= self._leader_barrier
@@ -450,46 +428,6 @@ class RaftNode:
 
     def _addr_of(self, raft_id: RaftID) -> str:
         return self._member.addr if raft_id == self.id else self.address_book.addr(raft_id)
-
-    async def _maybe_snapshot(self) -> None:
-        """Snapshot the store every `snapshot_interval` applied entries and compact the log.
-
-        The state is taken on the loop (references to the stored objects, which never change
-        once stored) and encoded on a worker thread while the loop goes on ticking and
-        replicating: at 100,000 tasks encoding takes longer than an election timeout. Once
-        encoded, the snapshot is written here, between two Readys, so nothing else writes the
-        storage meanwhile (a snapshot received from the leader cannot interleave).
-        """
-        job = self._snapshot_job
-        if job is not None:
-            if job.done():
-                self._snapshot_job = None
-                await self._save_snapshot(job)
-            return
-        store = self._bound_store()
-        if self._applied - self._snapshot_index < self._settings.snapshot_interval:
-            return
-        if store.version != self._applied:
-            return  # a local transaction is being applied; try after the next Ready
-        job = snapshots.start_encoding(
-            store, self.address_book.to_snapshot(), self._applied, self._configuration.state
-        )
-        job.add_done_callback(lambda _: self._wake.set())
-        self._snapshot_job = job
-
-    async def _save_snapshot(self, job: asyncio.Task[snapshots.EncodedSnapshot]) -> None:
-        try:
-            encoded = job.result()
-        except Exception as err:  # noqa: BLE001 - logged; the next interval tries again
-            self._log.error("raft snapshot not encoded", error=repr(err))
-            return
-        if encoded.index <= self._snapshot_index:
-            return  # the leader's snapshot, installed meanwhile, is newer
-        await self._storage.create_snapshot(
-            encoded.index, encoded.conf, encoded.data, keep=self._settings.keep_entries
-        )
-        self._snapshot_index = encoded.index
-        self._log.info("raft snapshot saved", index=encoded.index, size=len(encoded.data))
 
     # Inputs from the transport (RaftHandler)
 
