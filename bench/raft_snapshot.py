@@ -2,11 +2,11 @@
 
 Called by bench/raft.py. `snapshot_100k` times each step of a manager's snapshot path on a
 MemoryStore filled directly with 100,000 tasks: take the references to the stored objects (on
-the loop) and encode them (on a worker thread) as `RaftNode._maybe_snapshot` does, write it
-durably (`DurableStorage.create_snapshot`: SQLite + an fsynced file), send it over
+the loop) and encode them (on a worker thread) as `Snapshotter.maybe_snapshot` (snapshots.py)
+does, write it durably (`DurableStorage.create_snapshot`: SQLite + an fsynced file), send it over
 `GrpcTransport` with mTLS (chunked above 4 MiB), write it on the receiver
 (`DurableStorage.apply_snapshot`), parse it and build tables (worker thread), and have a fresh
-store adopt them (on the loop), as `RaftNode._install_snapshot` does.
+store adopt them (on the loop), as `Snapshotter.install` (snapshots.py) does.
 
 `snapshot_catch_up` is the same path end to end through real RaftNodes (bench/raft_inproc.py):
 two members of a three-member cluster commit 100,000 tasks (`MemoryStore.batch`), snapshot and
@@ -105,7 +105,7 @@ async def snapshot_100k(tasks: int = 100_000, root: Path | None = None) -> dict[
         out["fill_s"] = round(time.perf_counter() - t0, 2)
         index = store.version
 
-        # As RaftNode._maybe_snapshot: references on the loop, encoding on a worker thread.
+        # As Snapshotter.maybe_snapshot: references on the loop, encoding on a worker thread.
         refs, out["take_s"] = _timed(store.snapshot_refs)
         data, out["serialize_s"] = _timed(
             lambda: snapshots.encode(refs, store_pb2.ClusterSnapshot(), index)
@@ -166,7 +166,7 @@ async def snapshot_100k(tasks: int = 100_000, root: Path | None = None) -> dict[
         await storage2.apply_snapshot(snapshot)
         out["install_write_s"] = round(time.perf_counter() - t0, 3)
         await storage2.close()
-        # As RaftNode._install_snapshot: parse and build tables on a worker thread, adopt on
+        # As Snapshotter.install: parse and build tables on a worker thread, adopt on
         # the loop.
         payload, out["parse_s"] = _timed(lambda: store_pb2.Snapshot.FromString(snapshot.data))
         fresh = MemoryStore()
