@@ -308,11 +308,11 @@ async def _run_replica(replica: Replica, manager_stopped: asyncio.Event) -> None
     try:
         await asyncio.shield(run)
     except asyncio.CancelledError:
+        waiter = asyncio.ensure_future(manager_stopped.wait())
         try:
-            waiter = asyncio.ensure_future(manager_stopped.wait())
             await asyncio.wait({waiter}, timeout=MANAGER_DRAIN)
-            waiter.cancel()
         finally:
+            waiter.cancel()
             run.cancel()
             await asyncio.wait({run})
         raise

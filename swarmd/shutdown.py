@@ -21,7 +21,8 @@ import structlog
 
 _log = structlog.get_logger(component="node")
 
-# Long enough for the servers' drain (2 s) and the last fsyncs on a slow disk.
+# Long enough for the manager's drain (swarmd.node.MANAGER_DRAIN, 4 s) and the last fsyncs
+# on a slow disk.
 DEFAULT_DEADLINE = 10.0
 # Exit status when the graceful stop did not finish in time.
 EXIT_STUCK = 1

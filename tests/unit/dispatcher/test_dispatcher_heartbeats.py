@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 from swarmd import errors
 from swarmd.api import objects_pb2, store_pb2
@@ -54,38 +55,38 @@ async def _run_for(clock: FakeClock, seconds: float) -> None:
         await clock.advance(0.25)
 
 
-async def test_a_node_that_never_reports_is_marked_down_after_twice_the_grace():
-    proposer = QuorumBlip()
+@contextlib.asynccontextmanager
+async def _dispatcher(proposer: QuorumBlip) -> AsyncIterator[tuple[MemoryStore, FakeClock]]:
+    """A store holding one READY node, and the dispatcher's deadline loop running over it."""
     store = await _store_with_ready_node(proposer)
     clock = FakeClock()
     runner = asyncio.create_task(DispatcherServicer(store, b"", clock).run())
     await asyncio.sleep(0)  # it takes its deadlines at time 0
-    grace = DEFAULT_HEARTBEAT_PERIOD * GRACE_MULTIPLIER
     try:
-        await _run_for(clock, 2 * grace - 0.5)
-        assert _state(store) == READY
-        await _run_for(clock, 1.5)  # the deadlines are checked every half period at most
-        assert _state(store) == DOWN
+        yield store, clock
     finally:
         runner.cancel()
         await asyncio.wait({runner})
 
 
+GRACE = DEFAULT_HEARTBEAT_PERIOD * GRACE_MULTIPLIER
+
+
+async def test_a_node_that_never_reports_is_marked_down_after_twice_the_grace():
+    async with _dispatcher(QuorumBlip()) as (store, clock):
+        await _run_for(clock, 2 * GRACE - 0.5)
+        assert _state(store) == READY
+        await _run_for(clock, 1.5)  # the deadlines are checked every half period at most
+        assert _state(store) == DOWN
+
+
 async def test_a_failed_down_write_is_retried_until_it_lands():
     proposer = QuorumBlip()
-    store = await _store_with_ready_node(proposer)
-    clock = FakeClock()
-    runner = asyncio.create_task(DispatcherServicer(store, b"", clock).run())
-    await asyncio.sleep(0)  # it takes its deadlines at time 0
-    grace = DEFAULT_HEARTBEAT_PERIOD * GRACE_MULTIPLIER
-    try:
-        proposer.failing = 2  # the first two attempts find no quorum
-        await _run_for(clock, 2 * grace + 0.75)
+    async with _dispatcher(proposer) as (store, clock):
+        proposer.failing = 2  # the first two attempts to mark it DOWN find no quorum
+        await _run_for(clock, 2 * GRACE + 0.75)
         assert proposer.failing == 1
         assert _state(store) == READY
         await _run_for(clock, 2 * DOWN_RETRY + 2)
         assert proposer.failing == 0
         assert _state(store) == DOWN
-    finally:
-        runner.cancel()
-        await asyncio.wait({runner})

@@ -51,7 +51,7 @@ async def test_without_a_running_manager_the_raft_member_stops_at_once():
     manager_stopped.set()
     runner = asyncio.create_task(_run_replica(replica, manager_stopped))  # type: ignore[arg-type]
     await _stop_after_start(runner)
-    async with asyncio.timeout(0.5):
+    async with asyncio.timeout(2.0):  # MANAGER_DRAIN (4 s) is not waited for
         await asyncio.wait({runner})
     assert replica.events == ["raft stopped", "closed"]
 
@@ -59,14 +59,19 @@ async def test_without_a_running_manager_the_raft_member_stops_at_once():
 async def test_a_manager_that_does_not_stop_holds_the_raft_member_only_for_the_bound(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    monkeypatch.setattr(swarmd.node, "MANAGER_DRAIN", 0.1)
+    monkeypatch.setattr(swarmd.node, "MANAGER_DRAIN", 0.3)
     replica = FakeReplica()
     runner = asyncio.create_task(_run_replica(replica, asyncio.Event()))  # type: ignore[arg-type]
-    await _stop_after_start(runner)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    cancelled_at = loop.time()
+    runner.cancel()
+    for _ in range(5):
+        await asyncio.sleep(0)
     assert replica.events == []
-    async with asyncio.timeout(1.0):
+    async with asyncio.timeout(3.0):
         await asyncio.wait({runner})
+    assert loop.time() - cancelled_at >= 0.3
     assert runner.cancelled()
     assert replica.events == ["raft stopped", "closed"]
 

@@ -13,9 +13,11 @@ from swarmd.shutdown import EXIT_STUCK, Shutdown
 class Exits:
     def __init__(self) -> None:
         self.codes: list[int] = []
+        self.called = asyncio.Event()
 
     def __call__(self, code: int) -> None:
         self.codes.append(code)
+        self.called.set()
 
 
 async def _well_behaved() -> None:
@@ -46,12 +48,12 @@ async def test_the_first_signal_cancels_the_node_and_a_prompt_stop_never_exits_h
     exits = Exits()
     main = asyncio.create_task(_well_behaved())
     await asyncio.sleep(0)
-    stop = Shutdown(main, deadline=0.05, exit_fn=exits)
+    stop = Shutdown(main, deadline=0.3, exit_fn=exits)
     stop.request(signal.SIGTERM)
     await asyncio.wait({main})
     assert main.cancelled()
     stop.disarm()
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.4)  # past the deadline: the disarmed timer must not fire
     assert exits.codes == []
 
 
@@ -60,12 +62,17 @@ async def test_a_stop_that_hangs_names_the_stuck_tasks_and_exits_after_the_deadl
     body = Stubborn()
     stuck = asyncio.create_task(body.swallows_cancellation(), name="orchestrator-reaper")
     await asyncio.sleep(0)
-    stop = Shutdown(stuck, deadline=0.05, exit_fn=exits)
+    stop = Shutdown(stuck, deadline=0.3, exit_fn=exits)
+    loop = asyncio.get_running_loop()
     with capture_logs() as logs:
+        asked_at = loop.time()
         stop.request(signal.SIGTERM)
-        await asyncio.sleep(0.02)
-        assert exits.codes == []  # still within the deadline
-        await asyncio.sleep(0.1)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert exits.codes == []  # the cancellation was swallowed; the deadline has not come
+        async with asyncio.timeout(3.0):
+            await exits.called.wait()
+    assert loop.time() - asked_at >= 0.3
     assert exits.codes == [EXIT_STUCK]
     assert not stuck.done()
     errors = [e for e in logs if e["log_level"] == "error"]
